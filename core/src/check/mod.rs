@@ -1,0 +1,5 @@
+//! Linearizability checking of key-value histories.
+
+mod history;
+
+pub use history::{Call, History, Operation, Outcome, Ret};

@@ -1,0 +1,42 @@
+//! rsm-core: the contract every rsm crate builds on.
+//!
+//! Consensus protocols in rsm are deterministic, I/O-free automata. An automaton never
+//! touches a socket, a file, a clock or a random source: every nondeterministic event
+//! enters as an [`Input`], and everything the world must do leaves as an [`Effect`], in
+//! order. A host executes effects in order, and a `Send` that follows a `Persist` leaves
+//! only after that `Persist` is durable.
+//!
+//! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
+//! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
+//! [`Persist`]). The [`check`] module holds the linearizability checker for client
+//! histories; [`kv`] the reference key-value state machine with exactly-once sessions.
+
+#![warn(missing_docs)]
+
+pub mod check;
+mod codec;
+mod entry;
+mod error;
+mod ids;
+pub mod kv;
+mod membership;
+mod reject;
+mod replica;
+mod rng;
+pub mod session;
+mod state_machine;
+
+pub use codec::{
+    Codec, FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, FRAME_VERSION, decode_body, encode_body,
+};
+pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
+pub use error::{CodecError, PersistError, RestoreError};
+pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
+pub use membership::Membership;
+pub use reject::RejectReason;
+pub use replica::{Durable, Effect, HardState, Input, Persist, Replica, Role, Status};
+pub use rng::Prng;
+pub use state_machine::StateMachine;
+
+/// Re-exported so that users of the contract name the same `Bytes` type.
+pub use bytes::Bytes;

@@ -1,0 +1,446 @@
+//! The automaton contract: inputs, effects, durable state and the [`Replica`] trait.
+
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::entry::{Entry, SnapshotMeta};
+use crate::error::{PersistError, RestoreError};
+use crate::ids::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
+use crate::membership::Membership;
+use crate::reject::RejectReason;
+
+/// Everything that can happen to an automaton. All nondeterminism enters here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<M> {
+    /// One logical clock tick. Every timeout is counted in ticks.
+    Tick,
+    /// A message from a peer. The automaton checks that `from` is a member.
+    Receive {
+        /// The sender, as authenticated by the transport.
+        from: NodeId,
+        /// The message.
+        msg: M,
+    },
+    /// A client command to replicate.
+    Propose {
+        /// Echoed back in `Proposed`, or in `Reject`.
+        req: RequestId,
+        /// Opaque to the protocol.
+        command: Bytes,
+    },
+    /// A linearizable read barrier: answered with `ReadReady` once the host may serve the
+    /// read from its state machine after applying through the given index.
+    Read {
+        /// Echoed back in `ReadReady` or `Reject`.
+        req: RequestId,
+    },
+    /// Every `Persist` numbered `<= through` is durable.
+    Persisted {
+        /// The highest durable persist number.
+        through: PersistSeq,
+    },
+    /// The host's state machine has applied every entry through this index.
+    Applied {
+        /// The highest applied index.
+        through: LogIndex,
+    },
+    /// The host took the snapshot asked for by `TakeSnapshot`.
+    Snapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// The state machine's serialized state at `meta.index`.
+        data: Bytes,
+    },
+    /// Change the membership to `membership` (voters and learners of the target
+    /// configuration). Protocols that use joint consensus pass through a joint stage.
+    Reconfigure {
+        /// Echoed back in `Proposed` or `Reject`.
+        req: RequestId,
+        /// The target configuration.
+        membership: Membership,
+    },
+    /// Hand leadership to `to` (a no-op or `Reject` where unsupported).
+    TransferLeadership {
+        /// The node that should become leader.
+        to: NodeId,
+    },
+}
+
+/// One write to durable storage, applied in emission order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Persist {
+    /// Write `entries` (consecutive, non-empty) starting at `entries[0].index`, first
+    /// discarding every durable entry at that index or above.
+    Append {
+        /// The entries to write.
+        entries: Vec<Entry>,
+    },
+    /// Discard every durable entry at index `from` or above.
+    Truncate {
+        /// First index to discard.
+        from: LogIndex,
+    },
+    /// Replace the hard state.
+    HardState(HardState),
+    /// Store a snapshot; entries at or below `meta.index` are discarded, and if the log
+    /// does not hold `meta.index` with `meta.epoch`, the whole log is discarded.
+    Snapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// The state machine bytes.
+        data: Bytes,
+    },
+    /// Discard entries at or below `through` (already covered by a durable snapshot).
+    Compact {
+        /// Last index to discard.
+        through: LogIndex,
+    },
+}
+
+/// The small piece of state a protocol must keep durable besides its log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HardState {
+    /// The highest epoch this replica has seen or promised.
+    pub epoch: Epoch,
+    /// Whom this replica voted for in `epoch`, if anyone.
+    pub vote: Option<NodeId>,
+    /// A commit index known at the time of writing (a hint that saves work on restart;
+    /// never required for safety).
+    pub commit: LogIndex,
+    /// Protocol-specific extra state, encoded by the protocol.
+    pub extra: Bytes,
+}
+
+/// Everything a replica made durable: what `Replica::restore` rebuilds from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Durable {
+    /// The last hard state written.
+    pub hard_state: HardState,
+    /// The last snapshot written, with its data.
+    pub snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// The log after the snapshot, consecutive.
+    pub entries: Vec<Entry>,
+}
+
+impl Durable {
+    /// The index of the last entry (or of the snapshot if the log after it is empty).
+    pub fn last_index(&self) -> LogIndex {
+        match self.entries.last() {
+            Some(e) => e.index,
+            None => self.snapshot_index(),
+        }
+    }
+
+    /// The snapshot's last index, or 0.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(LogIndex(0), |(m, _)| m.index)
+    }
+
+    /// The entry at `index`, if it is in the log.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        if index < first {
+            return None;
+        }
+        self.entries.get((index.0 - first.0) as usize)
+    }
+
+    /// Apply one persist operation with the contract's semantics. Every storage
+    /// implementation (the simulator's disk, the write-ahead log, test fakes) must agree
+    /// with this function; it is the reference.
+    pub fn apply(&mut self, op: &Persist) -> Result<(), PersistError> {
+        match op {
+            Persist::Append { entries } => {
+                let Some(first) = entries.first() else {
+                    return Ok(());
+                };
+                let snap = self.snapshot_index();
+                if first.index <= snap {
+                    return Err(PersistError::BelowSnapshot {
+                        index: first.index.0,
+                        snapshot: snap.0,
+                    });
+                }
+                let last = self.last_index();
+                if first.index > last.next() {
+                    return Err(PersistError::Gap {
+                        first: first.index.0,
+                        last: last.0,
+                    });
+                }
+                for w in entries.windows(2) {
+                    if w[1].index != w[0].index.next() {
+                        return Err(PersistError::NotConsecutive(w[1].index.0));
+                    }
+                }
+                self.truncate_from(first.index);
+                self.entries.extend(entries.iter().cloned());
+            }
+            Persist::Truncate { from } => {
+                let snap = self.snapshot_index();
+                if *from <= snap {
+                    return Err(PersistError::BelowSnapshot {
+                        index: from.0,
+                        snapshot: snap.0,
+                    });
+                }
+                self.truncate_from(*from);
+            }
+            Persist::HardState(hs) => self.hard_state = hs.clone(),
+            Persist::Snapshot { meta, data } => {
+                let keep = self
+                    .entry(meta.index)
+                    .is_some_and(|e| e.epoch == meta.epoch);
+                if keep {
+                    self.compact_through(meta.index);
+                } else {
+                    self.entries.clear();
+                }
+                self.snapshot = Some((meta.clone(), data.clone()));
+            }
+            Persist::Compact { through } => {
+                let through = (*through).min(self.snapshot_index());
+                self.compact_through(through);
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_from(&mut self, from: LogIndex) {
+        if let Some(first) = self.entries.first().map(|e| e.index) {
+            let keep = from.0.saturating_sub(first.0) as usize;
+            self.entries.truncate(keep);
+        }
+    }
+
+    fn compact_through(&mut self, through: LogIndex) {
+        if let Some(first) = self.entries.first().map(|e| e.index) {
+            let drop = (through.0 + 1).saturating_sub(first.0) as usize;
+            self.entries.drain(..drop.min(self.entries.len()));
+        }
+    }
+}
+
+/// Everything an automaton asks of the world, in the order it must happen.
+///
+/// The host rule: execute effects in order; a `Send` that follows a `Persist` leaves only
+/// after that `Persist` is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect<M> {
+    /// Send `msg` to `to`.
+    Send {
+        /// The recipient.
+        to: NodeId,
+        /// The message.
+        msg: M,
+    },
+    /// Make `op` durable; report it with `Input::Persisted { through: seq }` (or higher).
+    Persist {
+        /// This persist's number (consecutive from 1 per incarnation).
+        seq: PersistSeq,
+        /// The write.
+        op: Persist,
+    },
+    /// Apply these committed entries, in order, to the state machine, then report
+    /// `Input::Applied`. Each index is delivered exactly once per incarnation, after any
+    /// snapshot the replica was restored from or installed.
+    Apply {
+        /// Committed entries, consecutive.
+        entries: Vec<Entry>,
+    },
+    /// The proposal (or reconfiguration) `req` was appended at `index` in `epoch`. It took
+    /// effect if and only if an `Apply` later delivers `index` with the same `epoch`.
+    Proposed {
+        /// The request.
+        req: RequestId,
+        /// Where it was appended.
+        index: LogIndex,
+        /// The epoch of the appended entry.
+        epoch: Epoch,
+    },
+    /// The read `req` may be served once the state machine has applied through `index`.
+    ReadReady {
+        /// The read.
+        req: RequestId,
+        /// The index to apply through first.
+        index: LogIndex,
+    },
+    /// The request `req` was refused.
+    Reject {
+        /// The request.
+        req: RequestId,
+        /// Why; says whether the refusal is definite.
+        reason: RejectReason,
+    },
+    /// Take a snapshot of the state machine at `through` (already applied) and hand it
+    /// back with `Input::Snapshot`.
+    TakeSnapshot {
+        /// The index the snapshot must cover.
+        through: LogIndex,
+    },
+    /// Replace the state machine's state with this snapshot (received from a peer). Later
+    /// `Apply` effects continue from `meta.index + 1`.
+    InstallSnapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// The state machine bytes.
+        data: Bytes,
+    },
+    /// The replica's role, epoch or known leader changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The current epoch.
+        epoch: Epoch,
+        /// The known leader, if any.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A replica's role, in protocol-neutral terms.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (Raft follower, Paxos acceptor, VSR backup).
+    #[default]
+    Follower,
+    /// Probing whether an election could succeed (Raft pre-vote).
+    PreCandidate,
+    /// Running an election or view change.
+    Candidate,
+    /// Leads the epoch (Raft leader, Paxos distinguished proposer, VSR primary).
+    Leader,
+    /// Receives the log but does not vote.
+    Learner,
+    /// Rebuilding state after a restart (VSR recovery).
+    Recovering,
+    /// No longer a member of the cluster.
+    Removed,
+}
+
+/// A replica's externally visible state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The replica's id.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current epoch.
+    pub epoch: Epoch,
+    /// The leader it believes in.
+    pub leader: Option<NodeId>,
+    /// The highest index it knows to be committed.
+    pub commit: LogIndex,
+    /// The highest index it has emitted in `Apply` (or restored from a snapshot).
+    pub applied: LogIndex,
+    /// The last index in its log.
+    pub last_index: LogIndex,
+    /// The membership it acts on.
+    pub membership: Membership,
+}
+
+/// A deterministic, I/O-free consensus automaton.
+///
+/// It consumes [`Input`]s and emits [`Effect`]s; it never touches a socket, file, clock or
+/// random source. The same configuration (including its PRNG seed), durable state and
+/// inputs always produce the same effects.
+pub trait Replica {
+    /// The protocol's peer-to-peer message.
+    type Message: Clone + Serialize + DeserializeOwned + Debug;
+    /// Static configuration: id, initial membership, timeouts in ticks, limits, seed.
+    type Config: Clone + Debug;
+
+    /// Rebuild a replica from what it made durable. A new replica restores from
+    /// `Durable::default()` and takes its initial membership from `config`.
+    fn restore(config: Self::Config, durable: Durable) -> Result<Self, RestoreError>
+    where
+        Self: Sized;
+
+    /// Consume one input, appending the effects it causes to `out` in order.
+    fn step(&mut self, input: Input<Self::Message>, out: &mut Vec<Effect<Self::Message>>);
+
+    /// The replica's current status.
+    fn status(&self) -> Status;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Entry;
+
+    fn e(i: u64, t: u64) -> Entry {
+        Entry::command(LogIndex(i), Epoch(t), Bytes::from(vec![i as u8]))
+    }
+
+    #[test]
+    fn append_overwrites_suffix() {
+        let mut d = Durable::default();
+        d.apply(&Persist::Append {
+            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
+        })
+        .unwrap();
+        d.apply(&Persist::Append {
+            entries: vec![e(2, 2)],
+        })
+        .unwrap();
+        assert_eq!(d.entries, vec![e(1, 1), e(2, 2)]);
+        assert_eq!(d.last_index(), LogIndex(2));
+    }
+
+    #[test]
+    fn append_rejects_gaps_and_non_consecutive() {
+        let mut d = Durable::default();
+        assert!(matches!(
+            d.apply(&Persist::Append {
+                entries: vec![e(2, 1)]
+            }),
+            Err(PersistError::Gap { .. })
+        ));
+        assert!(matches!(
+            d.apply(&Persist::Append {
+                entries: vec![e(1, 1), e(3, 1)]
+            }),
+            Err(PersistError::NotConsecutive(3))
+        ));
+        assert!(d.entries.is_empty(), "a refused append changes nothing");
+    }
+
+    #[test]
+    fn snapshot_keeps_matching_suffix_or_clears() {
+        let mut d = Durable::default();
+        d.apply(&Persist::Append {
+            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
+        })
+        .unwrap();
+        let meta = SnapshotMeta {
+            index: LogIndex(2),
+            epoch: Epoch(1),
+            ..Default::default()
+        };
+        d.apply(&Persist::Snapshot {
+            meta,
+            data: Bytes::new(),
+        })
+        .unwrap();
+        assert_eq!(d.entries, vec![e(3, 1)]);
+        assert_eq!(d.entry(LogIndex(3)), Some(&e(3, 1)));
+        assert_eq!(d.entry(LogIndex(2)), None);
+        let meta = SnapshotMeta {
+            index: LogIndex(5),
+            epoch: Epoch(2),
+            ..Default::default()
+        };
+        d.apply(&Persist::Snapshot {
+            meta,
+            data: Bytes::new(),
+        })
+        .unwrap();
+        assert!(d.entries.is_empty());
+        assert_eq!(d.last_index(), LogIndex(5));
+        assert!(matches!(
+            d.apply(&Persist::Truncate { from: LogIndex(3) }),
+            Err(PersistError::BelowSnapshot { .. })
+        ));
+    }
+}
