@@ -69,6 +69,13 @@ pub(crate) enum Command {
     Restart {
         node: NodeId,
     },
+    Disk {
+        node: NodeId,
+        log: Vec<u64>,
+        epoch: Option<u64>,
+        vote: Option<NodeId>,
+        commit: u64,
+    },
     Apply {
         nodes: Nodes,
     },
@@ -305,6 +312,22 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         "heal" => Command::Heal,
         "crash" => Command::Crash { node: a.node()? },
         "restart" => Command::Restart { node: a.node()? },
+        "disk" => {
+            let log = match a.take("log") {
+                Some("") | None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|e| number("log", e))
+                    .collect::<Result<_, _>>()?,
+            };
+            Command::Disk {
+                log,
+                epoch: a.take_u64("epoch")?,
+                vote: a.take_id("vote")?,
+                commit: a.take_u64("commit")?.unwrap_or(0),
+                node: a.node()?,
+            }
+        }
         "apply" => Command::Apply { nodes: a.nodes()? },
         "status" => Command::Status { nodes: a.nodes()? },
         "log" => Command::Log { nodes: a.nodes()? },
@@ -392,6 +415,21 @@ mod tests {
                 filter: Filter::default()
             }
         );
+    }
+
+    #[test]
+    fn disk_images() {
+        assert_eq!(
+            parse("disk 2 log=1,1,4 epoch=5 vote=3").unwrap(),
+            Command::Disk {
+                node: NodeId(2),
+                log: vec![1, 1, 4],
+                epoch: Some(5),
+                vote: Some(NodeId(3)),
+                commit: 0
+            }
+        );
+        assert!(parse("disk 2 log=1,x").is_err());
     }
 
     #[test]

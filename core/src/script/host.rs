@@ -21,7 +21,7 @@ use crate::entry::{Entry, EntryKind, SnapshotMeta};
 use crate::ids::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
 use crate::kv::{KvCommand, KvOp, KvStore};
 use crate::membership::Membership;
-use crate::replica::{Durable, Effect, Input, Persist, Replica};
+use crate::replica::{Durable, Effect, HardState, Input, Persist, Replica};
 use crate::rng::Prng;
 use crate::session::{ClientId, SessionHeader};
 use crate::state_machine::StateMachine;
@@ -318,6 +318,13 @@ impl<P: Protocol> Interpreter<P> {
             }
             Command::Crash { node } => self.crash(node, out),
             Command::Restart { node } => self.restart(node, out),
+            Command::Disk {
+                node,
+                log,
+                epoch,
+                vote,
+                commit,
+            } => self.replace_disk(node, &log, epoch, vote, commit, out),
             Command::Apply { nodes } => {
                 for id in self.live(&nodes)? {
                     self.ack_applied(id, out);
@@ -780,6 +787,44 @@ impl<P: Protocol> Interpreter<P> {
             ),
         );
         Ok(())
+    }
+
+    /// Crash node `id` if it runs, replace its durable image by a log whose entries have
+    /// the given epochs (commands whose text names their index and epoch) and the given
+    /// hard state, and restart it from that image.
+    fn replace_disk(
+        &mut self,
+        id: NodeId,
+        log: &[u64],
+        epoch: Option<u64>,
+        vote: Option<NodeId>,
+        commit: u64,
+        out: &mut Out,
+    ) -> Result<(), String> {
+        let ep = self.protocol.epoch_prefix();
+        self.node_mut(id)?;
+        if self.is_up(id) {
+            self.crash(id, out)?;
+        }
+        let entries: Vec<Entry> = (1u64..)
+            .zip(log)
+            .map(|(i, &e)| {
+                let text = format!("{i}@{ep}{e}");
+                Entry::command(LogIndex(i), Epoch(e), Bytes::from(text))
+            })
+            .collect();
+        let hard_state = HardState {
+            epoch: Epoch(epoch.unwrap_or_else(|| log.iter().copied().max().unwrap_or(0))),
+            vote,
+            commit: LogIndex(commit),
+            extra: Bytes::new(),
+        };
+        self.node_mut(id)?.disk = Durable {
+            hard_state,
+            snapshot: None,
+            entries,
+        };
+        self.restart(id, out)
     }
 
     fn print_log(&self, id: NodeId, out: &mut Out) {

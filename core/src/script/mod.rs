@@ -30,6 +30,7 @@
 //! | `heal` | remove the partition |
 //! | `crash N` | the node stops; unsynced persists and held sends are lost; in-flight messages to it will be lost |
 //! | `restart N` | rebuild with `Replica::restore(config, durable)`; the store is rebuilt from the durable snapshot |
+//! | `disk N [log=1,1,2] [epoch=E] [vote=V] [commit=C]` | crash N if it runs, replace its durable image by entries i1, i2, ... with those epochs (commands whose text is `INDEX@EPOCH`, e.g. `3@t2`) and that hard state (epoch defaults to the last entry's), then restart it: how a script sets up divergent logs |
 //! | `apply NODES` | feed `Applied` through what the host has applied |
 //! | `status NODES` | print each node's `Status` |
 //! | `log NODES` | print each node's durable hard state, snapshot and entries, then its unsynced persists |
