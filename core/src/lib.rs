@@ -24,6 +24,7 @@ mod reject;
 mod replica;
 mod rng;
 pub mod session;
+pub mod sim;
 mod state_machine;
 
 pub use codec::{
