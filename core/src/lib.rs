@@ -17,6 +17,7 @@ pub mod check;
 mod codec;
 mod entry;
 mod error;
+mod host;
 mod ids;
 pub mod kv;
 mod membership;
@@ -32,6 +33,7 @@ pub use codec::{
 };
 pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
 pub use error::{CodecError, PersistError, RestoreError};
+pub use host::{MemStorage, NullTransport, Storage, Transport};
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
 pub use membership::Membership;
 pub use reject::RejectReason;
