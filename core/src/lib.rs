@@ -27,6 +27,7 @@ mod replica;
 mod rng;
 pub mod script;
 pub mod session;
+pub mod sim;
 mod state_machine;
 
 pub use codec::{
