@@ -4,6 +4,8 @@
 //! separated by whitespace. `propose` is the exception: everything after its node id is
 //! the proposal text, verbatim.
 
+use std::collections::BTreeMap;
+
 use crate::ids::NodeId;
 
 /// Which nodes a command addresses.
@@ -23,6 +25,8 @@ pub(crate) enum Command {
         voters: Option<Vec<NodeId>>,
         learners: Vec<NodeId>,
         seed: u64,
+        /// Protocol-specific `key=value` options, passed to [`super::Protocol::config`].
+        options: BTreeMap<String, String>,
     },
     Tick {
         nodes: Nodes,
@@ -226,11 +230,16 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
                 Nodes::List(ids) => ids,
                 Nodes::All => return Err("create: list the node ids to create".into()),
             };
+            let options = std::mem::take(&mut a.named)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             Command::Create {
                 ids,
                 voters,
                 learners,
                 seed,
+                options,
             }
         }
         "tick" => {
@@ -358,12 +367,13 @@ mod tests {
     #[test]
     fn create_with_options() {
         assert_eq!(
-            parse("create 1 2 3 seed=7 learners=4,5").unwrap(),
+            parse("create 1 2 3 seed=7 learners=4,5 pre-vote=false").unwrap(),
             Command::Create {
                 ids: ids(&[1, 2, 3]),
                 voters: None,
                 learners: ids(&[4, 5]),
-                seed: 7
+                seed: 7,
+                options: [("pre-vote".to_string(), "false".to_string())].into(),
             }
         );
         assert_eq!(
@@ -372,7 +382,8 @@ mod tests {
                 ids: ids(&[4]),
                 voters: Some(ids(&[1, 2, 3])),
                 learners: vec![],
-                seed: 0
+                seed: 0,
+                options: BTreeMap::new(),
             }
         );
     }

@@ -14,9 +14,9 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::Protocol;
 use super::command::{Command, Filter, Nodes, parse};
 use super::render;
+use super::{NodeSetup, Protocol};
 use crate::entry::{Entry, EntryKind, SnapshotMeta};
 use crate::ids::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
 use crate::kv::{KvCommand, KvOp, KvStore};
@@ -240,7 +240,8 @@ impl<P: Protocol> Interpreter<P> {
                 voters,
                 learners,
                 seed,
-            } => self.create(&ids, voters, learners, seed),
+                options,
+            } => self.create(&ids, voters, learners, seed, &options),
             Command::Tick { nodes, n } => {
                 let ids = self.live(&nodes)?;
                 for _ in 0..n {
@@ -371,6 +372,7 @@ impl<P: Protocol> Interpreter<P> {
         voters: Option<Vec<NodeId>>,
         learners: Vec<NodeId>,
         seed: u64,
+        options: &BTreeMap<String, String>,
     ) -> Result<(), String> {
         let (membership, created) = match voters {
             Some(voters) => (Membership::with_learners(voters, learners), ids.to_vec()),
@@ -384,7 +386,16 @@ impl<P: Protocol> Interpreter<P> {
         }
         let mut built = Vec::with_capacity(created.len());
         for &id in &created {
-            let config = self.protocol.config(id, &membership, node_seed(seed, id));
+            let setup = NodeSetup {
+                id,
+                membership: &membership,
+                seed: node_seed(seed, id),
+                options,
+            };
+            let config = self
+                .protocol
+                .config(&setup)
+                .map_err(|e| format!("node {}: {e}", id.0))?;
             let replica = P::Replica::restore(config.clone(), Durable::default())
                 .map_err(|e| format!("node {} cannot start: {e}", id.0))?;
             built.push((id, config, replica));

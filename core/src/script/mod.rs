@@ -14,7 +14,7 @@
 //!
 //! | command | effect |
 //! |---|---|
-//! | `create 1 2 3 [seed=N] [learners=4,5]` | start nodes 1..3 as voters and 4, 5 as learners, fresh disks |
+//! | `create 1 2 3 [seed=N] [learners=4,5] [OPTION=VALUE ...]` | start nodes 1..3 as voters and 4, 5 as learners, fresh disks; other options go to the protocol's [`NodeSetup`] |
 //! | `create 4 voters=1,2,3 [learners=4] [seed=N]` | start only the named nodes, with the given initial membership |
 //! | `tick NODES [n=K]` | K rounds (default 1) of one `Tick` to each node, ascending id |
 //! | `tick-all [n=K]` | the same for every running node |
@@ -73,6 +73,8 @@ mod golden;
 mod host;
 mod render;
 
+use std::collections::BTreeMap;
+
 use crate::ids::NodeId;
 use crate::membership::Membership;
 use crate::replica::Replica;
@@ -84,19 +86,28 @@ pub use render::{
     index_range as render_index_range, membership as render_membership, payload as render_payload,
 };
 
+/// What `create` knows about a node it is about to start.
+#[derive(Clone, Debug)]
+pub struct NodeSetup<'a> {
+    /// The node.
+    pub id: NodeId,
+    /// Its initial membership.
+    pub membership: &'a Membership,
+    /// Its PRNG seed, already distinct per node (derived from `seed=` and the id).
+    pub seed: u64,
+    /// The `key=value` options of the `create` line that the interpreter does not
+    /// interpret itself (such as `pre-vote=false`), for the protocol to read.
+    pub options: &'a BTreeMap<String, String>,
+}
+
 /// What a protocol supplies to be scripted.
 pub trait Protocol {
     /// The automaton under test.
     type Replica: Replica;
 
-    /// The configuration of node `id`, starting with `membership`. `seed` is already
-    /// distinct per node (derived from the script's `seed=` and the id).
-    fn config(
-        &self,
-        id: NodeId,
-        membership: &Membership,
-        seed: u64,
-    ) -> <Self::Replica as Replica>::Config;
+    /// The configuration of a node being created. Fails (with a message the script
+    /// prints) on an option the protocol does not know or cannot parse.
+    fn config(&self, setup: &NodeSetup<'_>) -> Result<<Self::Replica as Replica>::Config, String>;
 
     /// A compact one-line rendering of a message, such as `AppendEntries(t2 i5..7 c4)`.
     /// The helpers `render_*` in this module print entries the way transcripts do.
