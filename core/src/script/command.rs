@@ -66,6 +66,10 @@ pub(crate) enum Command {
     Partition {
         groups: Vec<Vec<NodeId>>,
     },
+    /// Block the directed links listed.
+    Cut {
+        links: Vec<(NodeId, NodeId)>,
+    },
     Heal,
     Crash {
         node: NodeId,
@@ -318,6 +322,20 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             a.positional.clear();
             Command::Partition { groups }
         }
+        "cut" => {
+            let links = match std::mem::take(&mut a.positional).as_slice() {
+                [a, b] => {
+                    let (a, b) = (node_id(a)?, node_id(b)?);
+                    vec![(a, b), (b, a)]
+                }
+                [one_way] => match one_way.split_once("->") {
+                    Some((a, b)) => vec![(node_id(a)?, node_id(b)?)],
+                    None => return Err("cut: usage `cut A B` or `cut A->B`".into()),
+                },
+                _ => return Err("cut: usage `cut A B` or `cut A->B`".into()),
+            };
+            Command::Cut { links }
+        }
         "heal" => Command::Heal,
         "crash" => Command::Crash { node: a.node()? },
         "restart" => Command::Restart { node: a.node()? },
@@ -409,6 +427,19 @@ mod tests {
             }
         );
         assert!(parse("partition 1 2").is_err());
+        assert_eq!(
+            parse("cut 1 3").unwrap(),
+            Command::Cut {
+                links: vec![(NodeId(1), NodeId(3)), (NodeId(3), NodeId(1))]
+            }
+        );
+        assert_eq!(
+            parse("cut 2->1").unwrap(),
+            Command::Cut {
+                links: vec![(NodeId(2), NodeId(1))]
+            }
+        );
+        assert!(parse("cut 1").is_err());
         assert_eq!(
             parse("deliver to=2 n=3").unwrap(),
             Command::Deliver {

@@ -178,6 +178,8 @@ pub struct Interpreter<P: Protocol> {
     network: VecDeque<Envelope<Msg<P>>>,
     /// `None` when every node reaches every other; else the groups that can talk.
     groups: Option<Vec<BTreeSet<NodeId>>>,
+    /// Directed links that are down, beside the partition.
+    cuts: BTreeSet<(NodeId, NodeId)>,
     next_req: u64,
 }
 
@@ -187,6 +189,7 @@ impl<P: Protocol> fmt::Debug for Interpreter<P> {
             .field("nodes", &self.nodes.keys().collect::<Vec<_>>())
             .field("in_flight", &self.network.len())
             .field("groups", &self.groups)
+            .field("cuts", &self.cuts)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +202,7 @@ impl<P: Protocol> Interpreter<P> {
             nodes: BTreeMap::new(),
             network: VecDeque::new(),
             groups: None,
+            cuts: BTreeSet::new(),
             next_req: 1,
         }
     }
@@ -313,8 +317,13 @@ impl<P: Protocol> Interpreter<P> {
                 );
                 Ok(())
             }
+            Command::Cut { links } => {
+                self.cuts.extend(links);
+                Ok(())
+            }
             Command::Heal => {
                 self.groups = None;
+                self.cuts.clear();
                 Ok(())
             }
             Command::Crash { node } => self.crash(node, out),
@@ -467,13 +476,15 @@ impl<P: Protocol> Interpreter<P> {
         self.nodes.get(&id).is_some_and(|n| n.replica.is_some())
     }
 
-    fn connected(&self, a: NodeId, b: NodeId) -> bool {
-        let Some(groups) = &self.groups else {
-            return true;
-        };
+    /// Why a message from `a` cannot reach `b` now, if it cannot.
+    fn link_down(&self, a: NodeId, b: NodeId) -> Option<&'static str> {
+        if self.cuts.contains(&(a, b)) {
+            return Some("cut");
+        }
+        let groups = self.groups.as_ref()?;
         // Nodes named in no group form one more group together.
         let group = |id: NodeId| groups.iter().position(|g| g.contains(&id));
-        group(a) == group(b)
+        (group(a) != group(b)).then_some("partitioned")
     }
 
     fn envelope(&self, from: NodeId, to: NodeId, msg: &Msg<P>) -> String {
@@ -713,8 +724,8 @@ impl<P: Protocol> Interpreter<P> {
             };
             taken += 1;
             let text = self.envelope(from, to, &msg);
-            if !self.connected(from, to) {
-                out.line(0, format!("{text} dropped (partitioned)"));
+            if let Some(why) = self.link_down(from, to) {
+                out.line(0, format!("{text} dropped ({why})"));
             } else if !self.nodes.contains_key(&to) {
                 out.line(0, format!("{text} dropped ({} does not exist)", to.0));
             } else if !self.is_up(to) {

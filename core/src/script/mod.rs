@@ -27,7 +27,8 @@
 //! | `deliver [from=A] [to=B] [n=K]` | deliver queued messages that match, in queue order (at most K; only those queued when the command starts) |
 //! | `drop all` / `drop [from=A] [to=B] [n=K]` | discard matching queued messages |
 //! | `partition 1 2 \| 3 [\| ...]` | only nodes in the same group can talk; nodes named nowhere form one more group. Messages crossing groups are lost when delivered |
-//! | `heal` | remove the partition |
+//! | `cut A B` / `cut A->B` | take down the link between A and B (both ways), or only from A to B; messages on it are lost when delivered |
+//! | `heal` | remove the partition and every cut |
 //! | `crash N` | the node stops; unsynced persists and held sends are lost; in-flight messages to it will be lost |
 //! | `restart N` | rebuild with `Replica::restore(config, durable)`; the store is rebuilt from the durable snapshot |
 //! | `disk N [log=1,1,2] [epoch=E] [vote=V] [commit=C]` | crash N if it runs, replace its durable image by entries i1, i2, ... with those epochs (commands whose text is `INDEX@EPOCH`, e.g. `3@t2`) and that hard state (epoch defaults to the last entry's), then restart it: how a script sets up divergent logs |
@@ -50,7 +51,7 @@
 //! |---|---|
 //! | `1->2 MSG` | node 1 sent MSG to 2 (it is queued) |
 //! | `1->2 MSG (after p3)` | held by the host until node 1's persist p3 is synced |
-//! | `1->2 MSG dropped (partitioned \| 2 is down \| ...)` | a delivery that was lost |
+//! | `1->2 MSG dropped (partitioned \| cut \| 2 is down \| ...)` | a delivery that was lost |
 //! | `1 persist p3 append i5..7 t2` | persist number 3: `append`, `truncate i5`, `hard t2 vote=1 commit=i4`, `snapshot i9 t2`, `compact i9` |
 //! | `1 synced p3..5, released 2 sends` | a `persist` command wrote these to disk |
 //! | `1 applied i7` | the host reported `Applied` (by `apply` or `stabilize`) |
