@@ -41,6 +41,9 @@ struct Envelope<M> {
     from: NodeId,
     to: NodeId,
     msg: M,
+    /// Set when the link was down as the message was sent: it is lost even if the link
+    /// comes back before delivery.
+    lost: Option<&'static str>,
 }
 
 /// A read the protocol has cleared, waiting for the state machine to catch up.
@@ -361,7 +364,11 @@ impl<P: Protocol> Interpreter<P> {
             }
             Command::Network => {
                 for e in &self.network {
-                    out.line(0, self.envelope(e.from, e.to, &e.msg));
+                    let text = self.envelope(e.from, e.to, &e.msg);
+                    match e.lost {
+                        Some(why) => out.line(0, format!("{text} (lost: {why})")),
+                        None => out.line(0, text),
+                    }
                 }
                 for (&id, node) in &self.nodes {
                     for (gate, to, msg) in &node.held {
@@ -487,6 +494,20 @@ impl<P: Protocol> Interpreter<P> {
         (group(a) != group(b)).then_some("partitioned")
     }
 
+    /// Put a message on the network, marked lost if its link or its recipient is down.
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Msg<P>) {
+        let recipient_down = self.nodes.contains_key(&to) && !self.is_up(to);
+        let lost = self
+            .link_down(from, to)
+            .or(recipient_down.then_some("recipient down"));
+        self.network.push_back(Envelope {
+            from,
+            to,
+            msg,
+            lost,
+        });
+    }
+
     fn envelope(&self, from: NodeId, to: NodeId, msg: &Msg<P>) -> String {
         format!("{}->{} {}", from.0, to.0, self.protocol.message(msg))
     }
@@ -537,7 +558,7 @@ impl<P: Protocol> Interpreter<P> {
                     node.held.push((node.emitted, to, msg));
                 } else {
                     out.line(depth, text);
-                    self.network.push_back(Envelope { from: id, to, msg });
+                    self.transmit(id, to, msg);
                 }
             }
             Effect::Persist { seq, op } => {
@@ -672,8 +693,9 @@ impl<P: Protocol> Interpreter<P> {
             .iter()
             .take_while(|(gate, _, _)| *gate <= target)
             .count();
-        for (_, to, msg) in node.held.drain(..released) {
-            self.network.push_back(Envelope { from: id, to, msg });
+        let sends: Vec<_> = node.held.drain(..released).collect();
+        for (_, to, msg) in sends {
+            self.transmit(id, to, msg);
         }
         let range = if first == target {
             format!("p{}", target.0)
@@ -719,12 +741,18 @@ impl<P: Protocol> Interpreter<P> {
                 at += 1;
                 continue;
             }
-            let Some(Envelope { from, to, msg }) = self.network.remove(at) else {
+            let Some(Envelope {
+                from,
+                to,
+                msg,
+                lost,
+            }) = self.network.remove(at)
+            else {
                 break;
             };
             taken += 1;
             let text = self.envelope(from, to, &msg);
-            if let Some(why) = self.link_down(from, to) {
+            if let Some(why) = lost.or_else(|| self.link_down(from, to)) {
                 out.line(0, format!("{text} dropped ({why})"));
             } else if !self.nodes.contains_key(&to) {
                 out.line(0, format!("{text} dropped ({} does not exist)", to.0));
@@ -777,6 +805,10 @@ impl<P: Protocol> Interpreter<P> {
         node.held.clear();
         node.machine = Machine::new(Membership::default());
         out.line(0, text);
+        // What was on its way to the node is lost with it, even if it restarts in time.
+        for e in self.network.iter_mut().filter(|e| e.to == id) {
+            e.lost = e.lost.or(Some("recipient crashed"));
+        }
         Ok(())
     }
 

@@ -26,10 +26,10 @@
 //! | `persist NODES [through=K]` | sync unsynced persists (all, or those numbered <= K), release the sends they held, feed `Persisted` |
 //! | `deliver [from=A] [to=B] [n=K]` | deliver queued messages that match, in queue order (at most K; only those queued when the command starts) |
 //! | `drop all` / `drop [from=A] [to=B] [n=K]` | discard matching queued messages |
-//! | `partition 1 2 \| 3 [\| ...]` | only nodes in the same group can talk; nodes named nowhere form one more group. Messages crossing groups are lost when delivered |
-//! | `cut A B` / `cut A->B` | take down the link between A and B (both ways), or only from A to B; messages on it are lost when delivered |
+//! | `partition 1 2 \| 3 [\| ...]` | only nodes in the same group can talk; nodes named nowhere form one more group |
+//! | `cut A B` / `cut A->B` | take down the link between A and B (both ways), or only from A to B |
 //! | `heal` | remove the partition and every cut |
-//! | `crash N` | the node stops; unsynced persists and held sends are lost; in-flight messages to it will be lost |
+//! | `crash N` | the node stops; its unsynced persists, held sends and the messages in flight to it are lost |
 //! | `restart N` | rebuild with `Replica::restore(config, durable)`; the store is rebuilt from the durable snapshot |
 //! | `disk N [log=1,1,2] [epoch=E] [vote=V] [commit=C]` | crash N if it runs, replace its durable image by entries i1, i2, ... with those epochs (commands whose text is `INDEX@EPOCH`, e.g. `3@t2`) and that hard state (epoch defaults to the last entry's), then restart it: how a script sets up divergent logs |
 //! | `apply NODES` | feed `Applied` through what the host has applied |
@@ -38,7 +38,8 @@
 //! | `network` | print the messages in flight, then the held sends |
 //! | `stabilize` | repeat { persist all; deliver all; apply where behind } until nothing happens, at most [`STABILIZE_ROUNDS_MAX`] rounds |
 //!
-//! Lines starting with `#` are comments.
+//! A message is lost if its link is down (by `partition` or `cut`) when it is sent or
+//! when it is delivered, or if its recipient is down at any time while it is in flight. Lines starting with `#` are comments.
 //!
 //! # Output
 //!
