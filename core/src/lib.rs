@@ -9,7 +9,8 @@
 //! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
 //! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
 //! [`Persist`]). The [`check`] module holds the linearizability checker for client
-//! histories; [`kv`] the reference key-value state machine with exactly-once sessions.
+//! histories; [`kv`] the reference key-value state machine with exactly-once sessions;
+//! [`script`] the scripted interaction tests with golden transcripts.
 
 #![warn(missing_docs)]
 
@@ -17,13 +18,16 @@ pub mod check;
 mod codec;
 mod entry;
 mod error;
+mod host;
 mod ids;
 pub mod kv;
 mod membership;
 mod reject;
 mod replica;
 mod rng;
+pub mod script;
 pub mod session;
+pub mod sim;
 mod state_machine;
 
 pub use codec::{
@@ -31,6 +35,7 @@ pub use codec::{
 };
 pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
 pub use error::{CodecError, PersistError, RestoreError};
+pub use host::{MemStorage, NullTransport, Storage, Transport};
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
 pub use membership::Membership;
 pub use reject::RejectReason;

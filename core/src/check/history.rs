@@ -21,6 +21,19 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// Execute this call against a register holding `state`: what it returns and the
+    /// register's value afterwards. The sequential specification the checker verifies.
+    pub fn execute(self, state: Option<u64>) -> (Ret, Option<u64>) {
+        match self {
+            Call::Read => (Ret::Read(state), state),
+            Call::Write(v) => (Ret::Written, v),
+            Call::Cas { expected, new } if state == expected => (Ret::Cas(true), new),
+            Call::Cas { .. } => (Ret::Cas(false), state),
+        }
+    }
+}
+
 /// What a completed call returned.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Ret {
