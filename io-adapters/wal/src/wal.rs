@@ -2,6 +2,7 @@
 //! compaction.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use crate::config::WalConfig;
 use crate::error::WalError;
 use crate::mirror::Mirror;
 use crate::record::{
-    BaseRecord, ENTRY_OVERHEAD_BYTES_MAX, RecordType, SEQ_PREFIX_BYTES_MAX, SnapshotRecord,
-    SnapshotRef, begin_record, seal_record, segment_header,
+    BaseRecord, ENTRY_OVERHEAD_BYTES_MAX, RECORD_HEADER_BYTES, RecordType, SEQ_PREFIX_BYTES_MAX,
+    SnapshotRecord, SnapshotRef, begin_record, seal_record, segment_header,
 };
 use crate::recovery::{self, Recovered};
 use crate::segment::{self, SegmentInfo};
@@ -52,7 +53,6 @@ pub struct WalStats {
 /// `fdatasync`. A host executing `Effect::Persist { seq, op }` effects writes each, syncs
 /// once, and then reports `Input::Persisted { through }` with the highest `seq` written.
 /// Dropping a `Wal` discards unsynced writes, exactly as a crash would.
-#[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
     config: WalConfig,
@@ -79,6 +79,21 @@ pub struct Wal {
     compact_through: LogIndex,
     poisoned: bool,
     stats: WalStats,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments)
+            .field("flushed_bytes", &self.flushed_bytes)
+            .field("buffered_bytes", &self.buffer.len())
+            .field("last_index", &self.mirror.last_index())
+            .field("snapshot_index", &self.mirror.snapshot_index())
+            .field("poisoned", &self.poisoned)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wal {
@@ -194,7 +209,12 @@ impl Wal {
     ///
     /// An operation `Durable::apply` would refuse is refused with the same
     /// [`WalError::Persist`] error and changes nothing; so do oversized ones (see
-    /// [`WalError::is_refusal`]). A snapshot's data is written to its own file and made
+    /// [`WalError::is_refusal`]). Any other error poisons the log: unsynced writes may or may
+    /// not have reached the disk, and only reopening tells which.
+    ///
+    /// An append too large for one record is split across several, so a crash before the
+    /// sync may keep a prefix of its entries, a state the append passes through anyway.
+    /// A snapshot's data is written to its own file and made
     /// durable before this returns; the record that installs it waits for the sync like
     /// any other. `Compact` deletes, at the next sync, every whole segment whose entries
     /// all lie at or below both `through` and the snapshot.
@@ -244,7 +264,6 @@ impl Wal {
                     }
                 }
             }
-            Persist::HardState(hs) => check_body_size(hs, limit)?,
             Persist::Snapshot { meta, data } => {
                 if data.len() as u64 > self.config.snapshot_bytes_max {
                     return Err(WalError::SnapshotTooLarge {
@@ -263,7 +282,7 @@ impl Wal {
                 };
                 check_body_size(&record, limit)?;
             }
-            Persist::Truncate { .. } | Persist::Compact { .. } => {}
+            Persist::Truncate { .. } | Persist::HardState(_) | Persist::Compact { .. } => {}
         }
         Ok(())
     }
@@ -357,7 +376,8 @@ impl Wal {
         Ok(())
     }
 
-    /// Encode one record into the buffer, first rotating to a new segment if the record
+    /// Encode one record into the buffer (refusing, with nothing changed, a body over
+    /// `record_bytes_max`), first rotating to a new segment if the record
     /// would take the current one past `segment_bytes_max`.
     fn write_record<T: Serialize + ?Sized>(
         &mut self,
@@ -366,6 +386,14 @@ impl Wal {
     ) -> Result<(), WalError> {
         let mut start = begin_record(&mut self.buffer, ty, body)?;
         let len = (self.buffer.len() - start) as u64;
+        let body_len = len - RECORD_HEADER_BYTES as u64;
+        if body_len > self.config.record_bytes_max {
+            self.buffer.truncate(start);
+            return Err(WalError::RecordTooLarge {
+                len: body_len,
+                limit: self.config.record_bytes_max,
+            });
+        }
         let offset = self.flushed_bytes + start as u64;
         // A segment takes at least one record after its base, whatever that record's size.
         if offset > self.base_end && offset + len > self.config.segment_bytes_max {
