@@ -15,6 +15,25 @@
 //!
 //! Read first: [`Wal`] (open, write, sync), [`WalConfig`] (every size bound) and
 //! [`WalError`].
+//!
+//! ```
+//! use rsm_core::{Bytes, Entry, Epoch, LogIndex, Persist};
+//! use rsm_wal::{Wal, WalConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (mut wal, durable) = Wal::open(dir.path(), WalConfig::default())?;
+//! assert!(durable.entries.is_empty());
+//! for i in 1..=3 {
+//!     let entry = Entry::command(LogIndex(i), Epoch(1), Bytes::from_static(b"put x 1"));
+//!     wal.write(&Persist::Append { entries: vec![entry] })?;
+//! }
+//! wal.sync()?; // one fdatasync for all three
+//! drop(wal);
+//!
+//! let (_, durable) = Wal::open(dir.path(), WalConfig::default())?;
+//! assert_eq!(durable.last_index(), LogIndex(3));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 

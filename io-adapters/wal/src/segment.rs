@@ -187,3 +187,82 @@ pub(crate) fn scan(
         None => Err(corrupt(offset, CorruptKind::MisplacedBase)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BaseRecord, begin_record, seal_record, segment_header};
+
+    fn segment_with(seq: u64, records: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut bytes = segment_header(seq).to_vec();
+        let base = BaseRecord {
+            prev_segment_bytes: 0,
+            hard_state: Default::default(),
+            snapshot: None,
+        };
+        let start = begin_record(&mut bytes, RecordType::Base, &base).unwrap();
+        seal_record(&mut bytes[start..], seq, start as u64);
+        for (ty, body) in records {
+            let start = bytes.len();
+            bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, *ty]);
+            bytes.extend_from_slice(body);
+            seal_record(&mut bytes[start..], seq, start as u64);
+        }
+        bytes
+    }
+
+    fn count(bytes: &[u8], is_last: bool) -> (Result<SegmentEnd, WalError>, usize) {
+        let mut n = 0;
+        let end = scan(bytes, 1, is_last, 1024, |_, _| {
+            n += 1;
+            Ok(())
+        });
+        (end, n)
+    }
+
+    #[test]
+    fn a_whole_record_of_unknown_type_is_corruption_even_at_the_tail() {
+        let bytes = segment_with(1, &[(9, b"from a newer version")]);
+        let (end, visited) = count(&bytes, true);
+        assert!(matches!(
+            end,
+            Err(WalError::Corrupt {
+                kind: CorruptKind::UnknownType(9),
+                ..
+            })
+        ));
+        assert_eq!(visited, 1, "only the base record before it was visited");
+    }
+
+    #[test]
+    fn a_header_without_a_base_record_is_unborn_only_at_the_end() {
+        let bytes = segment_header(1).to_vec();
+        assert!(matches!(count(&bytes, true).0, Ok(SegmentEnd::Unborn)));
+        assert!(matches!(
+            count(&bytes, false).0,
+            Err(WalError::Corrupt {
+                kind: CorruptKind::MisplacedBase,
+                ..
+            })
+        ));
+        let torn_base = &segment_with(1, &[])[..SEGMENT_HEADER_BYTES + 5];
+        assert!(matches!(count(torn_base, true).0, Ok(SegmentEnd::Unborn)));
+    }
+
+    #[test]
+    fn a_second_base_record_is_corruption() {
+        let mut bytes = segment_with(1, &[]);
+        let base_len = bytes.len() - SEGMENT_HEADER_BYTES;
+        let again = bytes[SEGMENT_HEADER_BYTES..].to_vec();
+        let start = bytes.len();
+        bytes.extend_from_slice(&again);
+        seal_record(&mut bytes[start..start + base_len], 1, start as u64);
+        assert!(matches!(
+            count(&bytes, true).0,
+            Err(WalError::Corrupt {
+                kind: CorruptKind::MisplacedBase,
+                ..
+            })
+        ));
+    }
+}
