@@ -16,13 +16,21 @@
 
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod error;
 mod node_core;
 mod pending;
 mod query;
+mod runner;
+#[cfg(feature = "tokio")]
+mod tokio_runner;
 
+pub use clock::{ManualClock, ManualClockHandle, Ticker};
 pub use config::DriverConfig;
 pub use error::{ClientError, NodeError};
 pub use node_core::{Completion, CompletionOf, NodeCore, NodeStats, Reply, Ticket};
 pub use query::Queryable;
+pub use runner::{Client, Inbox, NodeHandles, NodeRunner, Shutdown, Stopped};
+#[cfg(feature = "tokio")]
+pub use tokio_runner::{NodeTask, TokioTicker, spawn as spawn_tokio};

@@ -6,10 +6,9 @@ mod common;
 
 use common::{
     FakeStorage, FakeTransport, FixedLeader, Note, Recorder, ScriptedReplica, World, WorldEvent,
-    fixed_leader,
+    kv_node, kv_put,
 };
-use rsm_core::kv::{KvCommand, KvOp, KvResponse, KvStore};
-use rsm_core::session::{ClientId, SessionHeader};
+use rsm_core::kv::{KvResponse, KvStore};
 use rsm_core::{
     Bytes, Effect, Entry, Epoch, Input, LogIndex, NodeId, Persist, PersistSeq, RejectReason,
     RequestId, SnapshotMeta, StateMachine, encode_body,
@@ -72,31 +71,10 @@ fn leader_core(
     World,
 ) {
     let world = World::default();
-    let core = NodeCore::new(
-        DriverConfig::default(),
-        fixed_leader(members[0], members),
-        FakeStorage::new(world.clone()),
-        FakeTransport {
-            me: NodeId(members[0]),
-            world: world.clone(),
-        },
-        KvStore::new(),
-    );
-    (core, world)
-}
-
-fn put(client: u64, seq: u64, key: &'static str, value: &'static str) -> Bytes {
-    KvCommand {
-        session: SessionHeader {
-            client: ClientId(client),
-            seq,
-        },
-        op: KvOp::Put {
-            key: Bytes::from_static(key.as_bytes()),
-            value: Bytes::from_static(value.as_bytes()),
-        },
-    }
-    .encode()
+    (
+        kv_node(DriverConfig::default(), members[0], members, &world),
+        world,
+    )
 }
 
 // ----- the host rule --------------------------------------------------------------------
@@ -169,7 +147,7 @@ fn effects_run_in_order_and_sends_after_a_persist_wait_for_its_sync() {
 fn group_commit_covers_many_proposals_with_one_sync() {
     let (mut core, world) = leader_core(&[1, 2, 3]);
     for seq in 1..=5 {
-        core.propose(put(9, seq, "k", "v")).unwrap();
+        core.propose(kv_put(9, seq, "k", "v")).unwrap();
     }
     let before = world.take();
     assert_eq!(
@@ -201,20 +179,11 @@ fn a_full_batch_syncs_on_its_own() {
         ..DriverConfig::default()
     };
     let world = World::default();
-    let mut core = NodeCore::new(
-        config,
-        fixed_leader(1, &[1, 2, 3]),
-        FakeStorage::new(world.clone()),
-        FakeTransport {
-            me: NodeId(1),
-            world: world.clone(),
-        },
-        KvStore::new(),
-    );
+    let mut core = kv_node(config, 1, &[1, 2, 3], &world);
     // Each proposal writes once and holds two sends: the second crosses the bound.
-    core.propose(put(1, 1, "a", "1")).unwrap();
+    core.propose(kv_put(1, 1, "a", "1")).unwrap();
     assert_eq!(world.syncs(), 0);
-    core.propose(put(1, 2, "b", "2")).unwrap();
+    core.propose(kv_put(1, 2, "b", "2")).unwrap();
     assert_eq!(world.syncs(), 1);
     let events = world.take();
     let sync_at = events.iter().position(|e| *e == WorldEvent::Sync).unwrap();
@@ -511,7 +480,7 @@ fn a_snapshot_the_machine_cannot_load_stops_the_node() {
 #[test]
 fn a_failed_sync_stops_the_node_without_acking_or_sending() {
     let (mut core, world) = leader_core(&[1, 2, 3]);
-    let ticket = core.propose(put(1, 1, "k", "v")).unwrap();
+    let ticket = core.propose(kv_put(1, 1, "k", "v")).unwrap();
     *core.storage().fail_syncs.lock().unwrap() = true;
     let err = core.sync().unwrap_err();
     assert!(matches!(err, NodeError::Sync(_)), "{err}");
@@ -540,7 +509,7 @@ fn a_failed_sync_stops_the_node_without_acking_or_sending() {
         Err(NodeError::Stopped)
     ));
     assert_eq!(
-        core.propose(put(1, 2, "k", "v")),
+        core.propose(kv_put(1, 2, "k", "v")),
         Err(ClientError::NotRunning)
     );
 }
@@ -548,7 +517,7 @@ fn a_failed_sync_stops_the_node_without_acking_or_sending() {
 #[test]
 fn a_single_node_commits_only_after_its_own_sync() {
     let (mut core, _world) = leader_core(&[1]);
-    let ticket = core.propose(put(1, 1, "k", "v")).unwrap();
+    let ticket = core.propose(kv_put(1, 1, "k", "v")).unwrap();
     assert_eq!(
         core.drain_completions().count(),
         0,
@@ -582,28 +551,17 @@ fn three_cores_over_a_fake_network_replicate_and_agree() {
     let world = World::default();
     let mut nodes: Vec<_> = members
         .iter()
-        .map(|&id| {
-            NodeCore::new(
-                DriverConfig::default(),
-                fixed_leader(id, &members),
-                FakeStorage::new(world.clone()),
-                FakeTransport {
-                    me: NodeId(id),
-                    world: world.clone(),
-                },
-                KvStore::new(),
-            )
-        })
+        .map(|&id| kv_node(DriverConfig::default(), id, &members, &world))
         .collect();
     let mut tickets = Vec::new();
     for seq in 1..=4 {
         tickets.push(
             nodes[0]
-                .propose(put(7, seq, "k", ["a", "b", "c", "d"][seq as usize - 1]))
+                .propose(kv_put(7, seq, "k", ["a", "b", "c", "d"][seq as usize - 1]))
                 .unwrap(),
         );
     }
-    let refused = nodes[1].propose(put(8, 1, "x", "y")).unwrap();
+    let refused = nodes[1].propose(kv_put(8, 1, "x", "y")).unwrap();
     let mut answered = Vec::new();
     // Deliver until quiet: each round syncs every node (group commit) and delivers what left.
     for _round in 0..20 {

@@ -484,3 +484,70 @@ impl rsm_driver::Queryable for Recorder {
         self.applied.len()
     }
 }
+
+// ----- running futures without a runtime ------------------------------------------------
+
+/// Run `future` to completion on this thread, parking between wake-ups.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// Poll `future` once with a waker that does nothing.
+pub fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(future).poll(&mut cx)
+}
+
+// ----- key-value nodes ------------------------------------------------------------------
+
+/// A session-numbered key-value put.
+pub fn kv_put(client: u64, seq: u64, key: &'static str, value: &'static str) -> Bytes {
+    rsm_core::kv::KvCommand {
+        session: rsm_core::session::SessionHeader {
+            client: rsm_core::session::ClientId(client),
+            seq,
+        },
+        op: rsm_core::kv::KvOp::Put {
+            key: Bytes::from_static(key.as_bytes()),
+            value: Bytes::from_static(value.as_bytes()),
+        },
+    }
+    .encode()
+}
+
+/// Node `id` of a fixed-leader cluster (the first member leads) over a key-value store,
+/// recording its storage and sends in `world`.
+pub fn kv_node(
+    config: rsm_driver::DriverConfig,
+    id: u64,
+    members: &[u64],
+    world: &World,
+) -> rsm_driver::NodeCore<FixedLeader, FakeStorage, FakeTransport, rsm_core::kv::KvStore> {
+    rsm_driver::NodeCore::new(
+        config,
+        fixed_leader(id, members),
+        FakeStorage::new(world.clone()),
+        FakeTransport {
+            me: NodeId(id),
+            world: world.clone(),
+        },
+        rsm_core::kv::KvStore::new(),
+    )
+}
