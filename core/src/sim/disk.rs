@@ -1,0 +1,212 @@
+//! A simulated disk: writes land in a volatile queue and become durable only when a
+//! (group-committed) fsync completes. A crash loses every unsynced write; optionally a
+//! prefix of them reached the platter first, the last one torn.
+
+use std::collections::VecDeque;
+
+use crate::{Durable, Persist, PersistError, PersistSeq, Prng};
+
+/// Unsynced writes a disk holds before the simulator calls the automaton broken: a
+/// replica that never waits for `Persisted` would otherwise grow this without bound.
+pub const DISK_PENDING_MAX: usize = 100_000;
+
+/// One node's disk.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    durable: Durable,
+    pending: VecDeque<(PersistSeq, Persist)>,
+    synced_through: PersistSeq,
+    /// The highest sequence number the fsync in flight covers, if one is in flight.
+    in_flight: Option<PersistSeq>,
+}
+
+/// What a crash did to the unsynced writes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrashDamage {
+    /// Unsynced writes dropped entirely.
+    pub lost: usize,
+    /// Unsynced writes that reached the disk whole before the crash.
+    pub survived: usize,
+    /// Whether the next write reached the disk torn (an append keeping a prefix).
+    pub torn: bool,
+}
+
+impl Disk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What survives a crash right now.
+    pub fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    /// Writes issued but not yet durable.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The highest persist number made durable in this incarnation.
+    pub fn synced_through(&self) -> PersistSeq {
+        self.synced_through
+    }
+
+    /// Queue a write. It becomes durable when a later fsync covering it completes.
+    pub fn write(&mut self, seq: PersistSeq, op: Persist) {
+        self.pending.push_back((seq, op));
+    }
+
+    /// Start an fsync covering everything queued so far, unless one is in flight or there
+    /// is nothing to sync. Returns whether an fsync started (the caller schedules its
+    /// completion after the disk's latency).
+    pub fn start_sync(&mut self) -> bool {
+        if self.in_flight.is_some() {
+            return false;
+        }
+        match self.pending.back() {
+            Some(&(last, _)) => {
+                self.in_flight = Some(last);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Complete the fsync in flight: every write it covers becomes durable, in order.
+    /// Returns the new durable sequence number, or `None` if no fsync was in flight.
+    /// A write that the reference semantics refuse is an automaton bug and is returned.
+    pub fn finish_sync(&mut self) -> Option<Result<PersistSeq, PersistError>> {
+        let through = self.in_flight.take()?;
+        while let Some((seq, _)) = self.pending.front() {
+            if *seq > through {
+                break;
+            }
+            let (seq, op) = self.pending.pop_front().expect("front exists");
+            if let Err(e) = self.durable.apply(&op) {
+                return Some(Err(e));
+            }
+            self.synced_through = seq;
+        }
+        Some(Ok(self.synced_through))
+    }
+
+    /// Crash: drop the volatile queue. With `tear`, a random prefix of the unsynced writes
+    /// reaches the disk first and the write after it may be torn (an append keeps a
+    /// non-empty proper prefix of its entries). Persist numbering restarts with the next
+    /// incarnation.
+    pub fn crash(&mut self, rng: &mut Prng, tear: bool) -> CrashDamage {
+        self.in_flight = None;
+        let mut damage = CrashDamage::default();
+        let pending = std::mem::take(&mut self.pending);
+        let total = pending.len();
+        let keep = if tear {
+            rng.range(0, total as u64 + 1) as usize
+        } else {
+            0
+        };
+        let mut iter = pending.into_iter();
+        for (_, op) in iter.by_ref().take(keep) {
+            // A refused write cannot reach the disk; it is reported when synced normally,
+            // and here it simply does not survive.
+            if self.durable.apply(&op).is_ok() {
+                damage.survived += 1;
+            }
+        }
+        if tear
+            && let Some((_, Persist::Append { entries })) = iter.next()
+            && entries.len() >= 2
+        {
+            let cut = rng.range(1, entries.len() as u64) as usize;
+            let torn = Persist::Append {
+                entries: entries[..cut].to_vec(),
+            };
+            damage.torn = self.durable.apply(&torn).is_ok();
+        }
+        damage.lost = total - damage.survived;
+        self.synced_through = PersistSeq(0);
+        damage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Bytes, Entry, Epoch, HardState, LogIndex};
+
+    fn append(first: u64, n: u64) -> Persist {
+        Persist::Append {
+            entries: (first..first + n)
+                .map(|i| Entry::command(LogIndex(i), Epoch(1), Bytes::from(vec![i as u8])))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn unsynced_writes_are_lost_on_crash() {
+        let mut d = Disk::new();
+        d.write(PersistSeq(1), append(1, 2));
+        assert!(d.start_sync());
+        assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(1))));
+        d.write(PersistSeq(2), append(3, 2));
+        d.write(
+            PersistSeq(3),
+            Persist::HardState(HardState {
+                epoch: Epoch(4),
+                ..HardState::default()
+            }),
+        );
+        let damage = d.crash(&mut Prng::new(1), false);
+        assert_eq!(damage.lost, 2);
+        assert_eq!(d.durable().last_index(), LogIndex(2));
+        assert_eq!(d.durable().hard_state.epoch, Epoch(0));
+        assert_eq!(d.pending_len(), 0);
+    }
+
+    #[test]
+    fn group_commit_covers_only_writes_issued_before_it_started() {
+        let mut d = Disk::new();
+        d.write(PersistSeq(1), append(1, 1));
+        assert!(d.start_sync());
+        assert!(!d.start_sync(), "one fsync at a time");
+        d.write(PersistSeq(2), append(2, 1));
+        assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(1))));
+        assert_eq!(d.durable().last_index(), LogIndex(1));
+        assert!(d.start_sync());
+        assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(2))));
+        assert_eq!(d.finish_sync(), None);
+    }
+
+    #[test]
+    fn torn_append_keeps_a_proper_prefix() {
+        let mut torn_seen = false;
+        for seed in 0..64 {
+            let mut d = Disk::new();
+            d.write(PersistSeq(1), append(1, 5));
+            let damage = d.crash(&mut Prng::new(seed), true);
+            let last = d.durable().last_index().0;
+            if damage.torn {
+                torn_seen = true;
+                assert!((1..5).contains(&last), "torn keeps 1..=4 of 5, kept {last}");
+            } else {
+                assert!(last == 0 || last == 5, "whole or nothing, kept {last}");
+            }
+            // Whatever survived is a prefix of what was written, in order.
+            for (k, e) in d.durable().entries.iter().enumerate() {
+                assert_eq!(e.index, LogIndex(k as u64 + 1));
+            }
+        }
+        assert!(torn_seen, "some seed tears the append");
+    }
+
+    #[test]
+    fn invalid_write_is_reported_at_sync() {
+        let mut d = Disk::new();
+        d.write(PersistSeq(1), append(3, 1));
+        assert!(d.start_sync());
+        assert!(matches!(
+            d.finish_sync(),
+            Some(Err(PersistError::Gap { .. }))
+        ));
+    }
+}

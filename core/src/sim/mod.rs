@@ -1,0 +1,166 @@
+//! A deterministic simulator for any [`Replica`].
+//!
+//! One `u64` seed fixes everything: the cluster size, the fault rates and the client load
+//! ([`Swarm::draw`]), and every random choice during the run, so a seed reproduces a run
+//! byte for byte ([`RunResult::digest`]). The simulator is the reference host: it executes
+//! effects in order, holds each `Send` until the persists before it are synced, applies
+//! committed commands to a per-node [`KvStore`](crate::kv::KvStore), and answers snapshot,
+//! read and proposal effects the way a production host must.
+//!
+//! A run has two phases. In the fault phase clients issue reads, writes and
+//! compare-and-swaps with retries under exactly-once sessions, while the network delays,
+//! reorders, drops, duplicates and partitions messages, and nodes crash (losing unsynced
+//! writes, sometimes tearing the last one), restart, pause and tick at skewed rates. Then
+//! faults stop, every link heals and every node restarts, and within
+//! [`SimOptions::liveness_ticks_max`] every pending operation must complete and the
+//! replicas must converge. Invariants ([`Invariant`]) are checked on every step; the
+//! first violation stops the run.
+//!
+//! Plugging a protocol in takes one function that builds a node's configuration:
+//!
+//! ```ignore
+//! let result = rsm_core::sim::run::<MyReplica>(seed, &SimOptions::default(), &|id, membership, seed| {
+//!     MyConfig::new(id, membership.clone(), seed)
+//! });
+//! assert!(result.violation.is_none(), "{}", result.failure_report("my-protocol"));
+//! ```
+
+mod client;
+mod disk;
+mod faults;
+mod invariants;
+mod network;
+mod report;
+mod swarm;
+mod timeline;
+mod trace;
+mod world;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::check::History;
+use crate::{Membership, NodeId, Replica};
+
+pub use client::{ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, RETRY_BACKOFF_UNITS};
+pub use disk::{CrashDamage, DISK_PENDING_MAX, Disk};
+pub use faults::{FaultCounts, FaultKind};
+pub use invariants::{Invariant, Violation};
+pub use network::{Fate, LinkFaults, Network};
+pub use report::{REPORT_VIOLATIONS_SHOWN, Report, RunStats};
+pub use swarm::{CLUSTER_SIZES, ReadPath, Swarm, TICK_UNITS};
+pub use timeline::write_html;
+pub use trace::{Digest, Event, EventKind, write_json_lines};
+pub use world::{
+    EVENTS_MAX, FOLLOWUPS_MAX, HELD_SENDS_MAX, IN_FLIGHT_MAX, TAIL_EVENTS, TRACE_EVENTS_MAX,
+};
+
+/// Builds a node's configuration: its id, the initial membership, and a seed for the
+/// automaton's own PRNG (different for every node and every incarnation).
+pub type MakeConfig<'a, R> = dyn Fn(NodeId, &Membership, u64) -> <R as Replica>::Config + 'a;
+
+/// A check of the final client history: `Err` carries a printable explanation.
+pub type HistoryCheck = fn(&History) -> Result<(), String>;
+
+/// Knobs that are the same for every seed of a batch.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Length of the fault phase, in nominal node ticks.
+    pub fault_ticks: u64,
+    /// Ticks allowed after faults stop for every pending operation to complete and every
+    /// replica to converge.
+    pub liveness_ticks_max: u64,
+    /// Operations each client starts during the fault phase, at most.
+    pub ops_per_client: u32,
+    /// Keep every event as a JSON line in [`RunResult::trace`].
+    pub keep_trace: bool,
+    /// Checks the client history at the end of a run (the linearizability checker).
+    pub history_check: Option<HistoryCheck>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            fault_ticks: 600,
+            liveness_ticks_max: 2_000,
+            ops_per_client: 60,
+            keep_trace: false,
+            history_check: None,
+        }
+    }
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The seed.
+    pub seed: u64,
+    /// The shape the seed drew.
+    pub swarm: Swarm,
+    /// A hash of every event: equal digests mean identical runs.
+    pub digest: Digest,
+    /// Figures for the report.
+    pub stats: RunStats,
+    /// The first violated invariant, if any.
+    pub violation: Option<Violation>,
+    /// The last events before the end of the run (or the violation), rendered for people.
+    pub tail: Vec<String>,
+    /// The client history.
+    pub history: History,
+    /// Every event as a JSON object, if [`SimOptions::keep_trace`] was set.
+    pub trace: Vec<String>,
+}
+
+impl RunResult {
+    /// A failure report for people: the seed, the invariant, the last events and the command
+    /// that reproduces the run with `rsm-sim`.
+    pub fn failure_report(&self, protocol: &str) -> String {
+        let mut s = String::new();
+        match &self.violation {
+            None => {
+                let _ = writeln!(s, "seed {}: no violation", self.seed);
+            }
+            Some(v) => {
+                let _ = writeln!(s, "VIOLATION at seed {}: {v}", self.seed);
+                let _ = writeln!(
+                    s,
+                    "swarm: {} nodes, {} clients, {:?}",
+                    self.swarm.nodes, self.swarm.clients, self.swarm.link
+                );
+                let _ = writeln!(s, "last {} events:", self.tail.len());
+                for line in &self.tail {
+                    let _ = writeln!(s, "  {line}");
+                }
+                let _ = writeln!(
+                    s,
+                    "reproduce: cargo run --release -p rsm-examples --bin rsm-sim -- \
+                     --protocol {protocol} --seed {} --trace-dir target/sim-trace",
+                    self.seed
+                );
+            }
+        }
+        s
+    }
+}
+
+/// Run one seed: draw its swarm, simulate, check.
+pub fn run<R: Replica>(seed: u64, opts: &SimOptions, make_config: &MakeConfig<'_, R>) -> RunResult
+where
+    R::Message: Serialize,
+{
+    run_swarm::<R>(seed, Swarm::draw(seed), opts, make_config)
+}
+
+/// Run one seed with a chosen swarm instead of the one the seed draws.
+pub fn run_swarm<R: Replica>(
+    seed: u64,
+    swarm: Swarm,
+    opts: &SimOptions,
+    make_config: &MakeConfig<'_, R>,
+) -> RunResult
+where
+    R::Message: Serialize,
+{
+    world::World::<R>::new(seed, swarm, opts, make_config).run()
+}

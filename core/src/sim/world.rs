@@ -1,0 +1,1242 @@
+//! The simulated world: it hosts every replica exactly as a real host must (effects in
+//! order, sends held until the persists before them are synced, applies fed to a per-node
+//! key-value store), drives virtual time, injects faults and checks invariants.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::check::{Call, History, Operation, Outcome, Ret};
+use crate::kv::{KvCommand, KvStore};
+use crate::session::ClientId;
+use crate::{
+    Effect, EntryKind, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq, Prng,
+    Replica, RequestId, Role, SnapshotMeta, StateMachine, Status,
+};
+
+use super::client::{
+    self, ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, Attempt, AttemptState, Client, RETRY_BACKOFF_UNITS,
+};
+use super::disk::{DISK_PENDING_MAX, Disk};
+use super::faults::{self, FaultCounts, FaultKind};
+use super::invariants::{Checker, Invariant, Violation, Watch, violation};
+use super::network::{Fate, LinkFaults, Network};
+use super::report::RunStats;
+use super::swarm::{Swarm, TICK_UNITS};
+use super::trace::{Digest, Event, EventKind};
+use super::{RunResult, SimOptions};
+
+/// Messages in flight at once; beyond it the network drops new sends (a congested
+/// switch), which bounds memory against an automaton that floods.
+pub const IN_FLIGHT_MAX: usize = 50_000;
+
+/// Sends a node may hold back waiting for fsync before it is declared broken.
+pub const HELD_SENDS_MAX: usize = 50_000;
+
+/// Inputs fed back to one automaton (`Applied`, `Persisted`, `Snapshot`) while handling
+/// one outside event; more means the automaton and host are feeding each other forever.
+pub const FOLLOWUPS_MAX: usize = 10_000;
+
+/// Events a single run may process before it is declared a storm.
+pub const EVENTS_MAX: u64 = 20_000_000;
+
+/// Events kept for the tail printed with a violation.
+pub const TAIL_EVENTS: usize = 24;
+
+/// Events kept in a full trace; later ones are counted but not kept.
+pub const TRACE_EVENTS_MAX: usize = 2_000_000;
+
+/// Restart delay range after a crash in the fault phase, in ticks.
+const RESTART_TICKS: (u64, u64) = (5, 60);
+
+/// Pause length range, in ticks.
+const PAUSE_TICKS: (u64, u64) = (3, 40);
+
+/// How often the liveness phase checks for convergence, in time units.
+const CONVERGENCE_CHECK_UNITS: u64 = TICK_UNITS;
+
+/// Something scheduled at a time.
+#[derive(Debug)]
+enum Scheduled<M> {
+    Deliver(InFlight<M>),
+    SyncDone { node: usize, incarnation: u32 },
+    Tick { node: usize },
+    ClientWake { client: usize, generation: u64 },
+    FaultStep,
+    Restart { node: usize, incarnation: u32 },
+}
+
+/// A message on the wire.
+#[derive(Debug)]
+struct InFlight<M> {
+    from: NodeId,
+    to: NodeId,
+    id: u64,
+    sent: u64,
+    msg: M,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Faults,
+    Liveness { since: u64 },
+}
+
+/// One simulated machine: a replica (absent while crashed), its disk and state machine.
+struct Node<R: Replica> {
+    id: NodeId,
+    replica: Option<R>,
+    disk: Disk,
+    kv: KvStore,
+    watch: Watch,
+    incarnation: u32,
+    paused_until: u64,
+    /// Sends waiting for the persist numbered first to be synced.
+    held: VecDeque<(PersistSeq, NodeId, R::Message)>,
+    last_persist: PersistSeq,
+    /// Read barriers answered, waiting for the local apply to reach their index.
+    reads: Vec<(RequestId, LogIndex)>,
+    /// The membership as of the last applied entry (for snapshot metadata).
+    membership: Membership,
+    applied_epoch: Epoch,
+}
+
+pub(crate) struct World<'a, R: Replica> {
+    seed: u64,
+    swarm: Swarm,
+    opts: &'a SimOptions,
+    make_config: &'a dyn Fn(NodeId, &Membership, u64) -> R::Config,
+    rng: Prng,
+    now: u64,
+    queue_seq: u64,
+    queue: BTreeMap<(u64, u64), Scheduled<R::Message>>,
+    in_flight: usize,
+    nodes: Vec<Node<R>>,
+    ids: Vec<NodeId>,
+    initial: Membership,
+    network: Network,
+    clients: Vec<Client>,
+    reqs: BTreeMap<RequestId, usize>,
+    next_req: u64,
+    proposals: BTreeMap<(NodeId, LogIndex), RequestId>,
+    /// Writes reported as definite failures: `(client, seq)`.
+    failed_writes: Vec<(u64, u64)>,
+    checker: Checker,
+    history: History,
+    stats: RunStats,
+    faults: FaultCounts,
+    digest: Digest,
+    digest_buf: Vec<u8>,
+    tail: VecDeque<Event<R::Message>>,
+    trace: Vec<String>,
+    next_msg: u64,
+    phase: Phase,
+    /// The membership as of the highest configuration entry applied anywhere.
+    membership: (LogIndex, Membership),
+    followups: VecDeque<(usize, Input<R::Message>)>,
+    effects: Vec<Effect<R::Message>>,
+}
+
+impl<'a, R: Replica> World<'a, R>
+where
+    R::Message: Serialize,
+{
+    pub fn new(
+        seed: u64,
+        swarm: Swarm,
+        opts: &'a SimOptions,
+        make_config: &'a dyn Fn(NodeId, &Membership, u64) -> R::Config,
+    ) -> Self {
+        let ids: Vec<NodeId> = (1..=swarm.nodes as u64).map(NodeId).collect();
+        let initial = Membership::new(ids.iter().copied());
+        let network = Network::new(swarm.link);
+        let clients = (1..=swarm.clients as u64).map(Client::new).collect();
+        Self {
+            seed,
+            opts,
+            make_config,
+            rng: Prng::new(seed),
+            now: 0,
+            queue_seq: 0,
+            queue: BTreeMap::new(),
+            in_flight: 0,
+            nodes: Vec::new(),
+            ids,
+            membership: (LogIndex(0), initial.clone()),
+            initial,
+            network,
+            clients,
+            reqs: BTreeMap::new(),
+            next_req: 0,
+            proposals: BTreeMap::new(),
+            failed_writes: Vec::new(),
+            checker: Checker::default(),
+            history: History::new(),
+            stats: RunStats {
+                nodes: swarm.nodes,
+                ..RunStats::default()
+            },
+            faults: FaultCounts::default(),
+            digest: Digest::new(),
+            digest_buf: Vec::new(),
+            tail: VecDeque::with_capacity(TAIL_EVENTS),
+            trace: Vec::new(),
+            next_msg: 0,
+            phase: Phase::Faults,
+            followups: VecDeque::new(),
+            effects: Vec::new(),
+            swarm,
+        }
+    }
+
+    /// Run to the end: the fault phase, the liveness phase, the final checks.
+    pub fn run(mut self) -> RunResult {
+        let result = self.run_phases();
+        let violation = result.err();
+        if let Some(v) = &violation {
+            self.record(
+                v.node,
+                EventKind::Violation {
+                    invariant: v.invariant.name(),
+                    detail: v.detail.clone(),
+                },
+            );
+        }
+        self.stats.set_time(self.now);
+        self.stats.checks = self.checker.checks;
+        self.stats.elections = self.checker.elections;
+        self.stats.faults = self.faults;
+        RunResult {
+            seed: self.seed,
+            swarm: self.swarm,
+            digest: self.digest,
+            stats: self.stats,
+            tail: self.tail.iter().map(|e| e.to_string()).collect(),
+            violation,
+            history: self.history,
+            trace: self.trace,
+        }
+    }
+
+    fn run_phases(&mut self) -> Result<(), Violation> {
+        for i in 0..self.ids.len() {
+            self.nodes.push(Node {
+                id: self.ids[i],
+                replica: None,
+                disk: Disk::new(),
+                kv: KvStore::new(),
+                watch: Watch::default(),
+                incarnation: 0,
+                paused_until: 0,
+                held: VecDeque::new(),
+                last_persist: PersistSeq(0),
+                reads: Vec::new(),
+                membership: self.initial.clone(),
+                applied_epoch: Epoch(0),
+            });
+            self.start_node(i)?;
+            let first = self.rng.range(1, self.swarm.tick_period_units[i] + 1);
+            self.schedule(first, Scheduled::Tick { node: i });
+        }
+        for c in 0..self.clients.len() {
+            let at = self.rng.range(1, self.swarm.think_units_max.max(2));
+            self.wake_client(c, at);
+        }
+        self.schedule(self.swarm.fault_every_units, Scheduled::FaultStep);
+        let faults_end = self.opts.fault_ticks * TICK_UNITS;
+        let mut next_check = 0;
+        loop {
+            let Some(((at, _), item)) = self.queue.pop_first() else {
+                return Err(violation(
+                    Invariant::Bounds,
+                    None,
+                    "event queue ran dry".into(),
+                ));
+            };
+            if self.phase == Phase::Faults && at >= faults_end {
+                self.now = faults_end;
+                self.begin_liveness()?;
+                next_check = self.now;
+            }
+            self.now = at;
+            self.stats.events += 1;
+            if self.stats.events > EVENTS_MAX {
+                return Err(violation(
+                    Invariant::Bounds,
+                    None,
+                    format!("more than {EVENTS_MAX} events in one run"),
+                ));
+            }
+            self.handle(item)?;
+            if let Phase::Liveness { since } = self.phase
+                && self.now >= next_check
+            {
+                next_check = self.now + CONVERGENCE_CHECK_UNITS;
+                if self.converged() {
+                    self.stats.liveness_ticks = Some((self.now - since) / TICK_UNITS);
+                    return self.final_checks();
+                }
+                if self.now - since > self.opts.liveness_ticks_max * TICK_UNITS {
+                    return Err(self.liveness_failure());
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, delay: u64, item: Scheduled<R::Message>) {
+        self.schedule_at(self.now + delay, item);
+    }
+
+    fn schedule_at(&mut self, at: u64, item: Scheduled<R::Message>) {
+        self.queue_seq += 1;
+        self.queue.insert((at, self.queue_seq), item);
+    }
+
+    fn record(&mut self, node: Option<NodeId>, kind: EventKind<R::Message>) {
+        let event = Event {
+            at: self.now,
+            node,
+            kind,
+        };
+        let buf = std::mem::take(&mut self.digest_buf);
+        match postcard::to_extend(&event, buf) {
+            Ok(mut buf) => {
+                self.digest.update(&buf);
+                buf.clear();
+                self.digest_buf = buf;
+            }
+            Err(_) => self.digest.update(b"unencodable event"),
+        }
+        if self.opts.keep_trace && self.trace.len() < TRACE_EVENTS_MAX {
+            match serde_json::to_string(&event) {
+                Ok(line) => self.trace.push(line),
+                Err(e) => self.trace.push(format!("{{\"error\":\"{e}\"}}")),
+            }
+        }
+        if self.tail.len() == TAIL_EVENTS {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(event);
+    }
+
+    // ----- node lifecycle -------------------------------------------------------------
+
+    fn node_seed(&self, i: usize) -> u64 {
+        let inc = u64::from(self.nodes[i].incarnation);
+        self.seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((i as u64 + 1) << 32 | inc)
+    }
+
+    fn start_node(&mut self, i: usize) -> Result<(), Violation> {
+        let config = (self.make_config)(self.ids[i], &self.initial, self.node_seed(i));
+        let durable = self.nodes[i].disk.durable().clone();
+        let durable_epoch = durable.hard_state.epoch;
+        let node = &mut self.nodes[i];
+        node.kv = KvStore::new();
+        node.membership = self.initial.clone();
+        node.applied_epoch = Epoch(0);
+        node.watch = Watch {
+            hard_state_epoch: durable_epoch,
+            ..Watch::default()
+        };
+        if let Some((meta, data)) = &durable.snapshot {
+            if let Err(e) = node.kv.restore(data) {
+                return Err(violation(
+                    Invariant::Durability,
+                    Some(node.id),
+                    format!("durable snapshot does not restore: {e}"),
+                ));
+            }
+            node.watch.applied = meta.index;
+            node.membership = meta.membership.clone();
+            node.applied_epoch = meta.epoch;
+        }
+        let replica = R::restore(config, durable).map_err(|e| {
+            violation(
+                Invariant::Durability,
+                Some(self.ids[i]),
+                format!("restore from durable state failed: {e}"),
+            )
+        })?;
+        let status = replica.status();
+        self.nodes[i].replica = Some(replica);
+        let node = &mut self.nodes[i];
+        self.checker.restored(&node.watch, &status, durable_epoch)?;
+        self.checker.status(&mut node.watch, &status)
+    }
+
+    fn crash(&mut self, i: usize) {
+        let tear = self.swarm.torn_writes;
+        let node = &mut self.nodes[i];
+        if node.replica.is_none() {
+            return;
+        }
+        let damage = node.disk.crash(&mut self.rng, tear);
+        node.replica = None;
+        node.held.clear();
+        node.reads.clear();
+        node.last_persist = PersistSeq(0);
+        node.paused_until = 0;
+        let id = node.id;
+        self.proposals.retain(|(n, _), _| *n != id);
+        self.faults.add(FaultKind::Crash);
+        if damage.torn {
+            self.faults.add(FaultKind::TornWrite);
+        }
+        self.record(
+            Some(id),
+            EventKind::Crash {
+                lost_writes: damage.lost,
+                torn: damage.torn,
+            },
+        );
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        if self.nodes[i].replica.is_some() {
+            return Ok(());
+        }
+        self.nodes[i].incarnation += 1;
+        self.faults.add(FaultKind::Restart);
+        self.record(Some(self.ids[i]), EventKind::Restart);
+        self.start_node(i)
+    }
+
+    fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].replica.is_some() && self.nodes[i].paused_until <= self.now
+    }
+
+    // ----- event handling ---------------------------------------------------------------
+
+    fn handle(&mut self, item: Scheduled<R::Message>) -> Result<(), Violation> {
+        match item {
+            Scheduled::Deliver(m) => {
+                let i = (m.to.0 - 1) as usize;
+                if self.nodes[i].replica.is_none() {
+                    self.in_flight -= 1;
+                    return Ok(());
+                }
+                let resume = self.nodes[i].paused_until;
+                if resume > self.now {
+                    // A paused process still has the bytes in its socket buffer.
+                    self.schedule_at(resume, Scheduled::Deliver(m));
+                    return Ok(());
+                }
+                self.in_flight -= 1;
+                let InFlight {
+                    from,
+                    to,
+                    id,
+                    sent,
+                    msg,
+                } = m;
+                self.record(Some(to), EventKind::Deliver { from, id, sent });
+                self.step(i, Input::Receive { from, msg })
+            }
+            Scheduled::SyncDone { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].replica.is_none()
+                {
+                    return Ok(());
+                }
+                self.sync_done(node)
+            }
+            Scheduled::Tick { node } => {
+                let period = self.swarm.tick_period_units[node];
+                self.schedule(period, Scheduled::Tick { node });
+                if self.is_up(node) {
+                    self.step(node, Input::Tick)?;
+                }
+                Ok(())
+            }
+            Scheduled::ClientWake { client, generation } => {
+                if self.clients[client].wake_gen != generation {
+                    return Ok(());
+                }
+                self.client_wake(client)
+            }
+            Scheduled::FaultStep => {
+                if self.phase == Phase::Faults {
+                    self.fault_step()?;
+                    self.schedule(self.swarm.fault_every_units, Scheduled::FaultStep);
+                }
+                Ok(())
+            }
+            Scheduled::Restart { node, incarnation } => {
+                if self.phase == Phase::Faults && self.nodes[node].incarnation == incarnation {
+                    self.restart(node)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn sync_done(&mut self, i: usize) -> Result<(), Violation> {
+        let id = self.ids[i];
+        let through = match self.nodes[i].disk.finish_sync() {
+            None => return Ok(()),
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                return Err(violation(
+                    Invariant::Durability,
+                    Some(id),
+                    format!("the reference persist semantics refuse a write: {e}"),
+                ));
+            }
+        };
+        self.record(Some(id), EventKind::Synced { through });
+        // Sends held behind now-durable persists leave first, in emission order.
+        while let Some((barrier, _, _)) = self.nodes[i].held.front() {
+            if *barrier > through {
+                break;
+            }
+            let (_, to, msg) = self.nodes[i].held.pop_front().expect("front exists");
+            self.transmit(id, to, msg);
+        }
+        self.step(i, Input::Persisted { through })?;
+        self.maybe_start_sync(i);
+        Ok(())
+    }
+
+    fn maybe_start_sync(&mut self, i: usize) {
+        if self.nodes[i].replica.is_some() && self.nodes[i].disk.start_sync() {
+            let latency = self
+                .rng
+                .range(self.swarm.fsync_units_min, self.swarm.fsync_units_max);
+            let incarnation = self.nodes[i].incarnation;
+            self.schedule(
+                latency,
+                Scheduled::SyncDone {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: R::Message) {
+        self.next_msg += 1;
+        let id = self.next_msg;
+        if to.0 == 0 || to.0 as usize > self.nodes.len() {
+            self.record(
+                Some(from),
+                EventKind::Send {
+                    to,
+                    id,
+                    arrive: Vec::new(),
+                    dropped: Some("no such node"),
+                    msg,
+                },
+            );
+            return;
+        }
+        let (arrive, dropped) = if self.in_flight >= IN_FLIGHT_MAX {
+            (Vec::new(), Some("congested"))
+        } else {
+            match self.network.route(from, to, &mut self.rng) {
+                Fate::Blocked => (Vec::new(), Some("blocked by partition")),
+                Fate::Lost => {
+                    self.faults.add(FaultKind::MessageLoss);
+                    (Vec::new(), Some("lost"))
+                }
+                Fate::Deliver(delays) => {
+                    if delays.len() > 1 {
+                        self.faults.add(FaultKind::MessageDuplicate);
+                    }
+                    (delays.iter().map(|d| self.now + d).collect(), None)
+                }
+            }
+        };
+        for &at in &arrive {
+            self.in_flight += 1;
+            let sent = self.now;
+            self.schedule_at(
+                at,
+                Scheduled::Deliver(InFlight {
+                    from,
+                    to,
+                    id,
+                    sent,
+                    msg: msg.clone(),
+                }),
+            );
+        }
+        self.record(
+            Some(from),
+            EventKind::Send {
+                to,
+                id,
+                arrive,
+                dropped,
+                msg,
+            },
+        );
+    }
+
+    // ----- hosting: feed an input, execute the effects in order ----------------------------
+
+    fn step(&mut self, i: usize, input: Input<R::Message>) -> Result<(), Violation> {
+        self.followups.push_back((i, input));
+        let mut fed = 0;
+        while let Some((n, input)) = self.followups.pop_front() {
+            fed += 1;
+            if fed > FOLLOWUPS_MAX {
+                return Err(violation(
+                    Invariant::Bounds,
+                    Some(self.ids[n]),
+                    format!("more than {FOLLOWUPS_MAX} follow-up inputs for one event"),
+                ));
+            }
+            let mut effects = std::mem::take(&mut self.effects);
+            let Some(replica) = self.nodes[n].replica.as_mut() else {
+                continue;
+            };
+            replica.step(input, &mut effects);
+            let status = replica.status();
+            let applied_before = self.nodes[n].watch.applied;
+            let mut result = Ok(());
+            for effect in effects.drain(..) {
+                result = self.execute(n, effect);
+                if result.is_err() {
+                    break;
+                }
+            }
+            effects.clear();
+            self.effects = effects;
+            result?;
+            self.check_status(n, &status)?;
+            let applied = self.nodes[n].watch.applied;
+            if applied > applied_before {
+                self.followups
+                    .push_back((n, Input::Applied { through: applied }));
+            }
+            self.serve_reads(n);
+        }
+        Ok(())
+    }
+
+    fn check_status(&mut self, i: usize, status: &Status) -> Result<(), Violation> {
+        let node = &mut self.nodes[i];
+        if status.id != node.id {
+            return Err(violation(
+                Invariant::Bounds,
+                Some(node.id),
+                format!("status reports id {}", status.id),
+            ));
+        }
+        self.checker.status(&mut node.watch, status)
+    }
+
+    fn execute(&mut self, i: usize, effect: Effect<R::Message>) -> Result<(), Violation> {
+        let id = self.ids[i];
+        match effect {
+            Effect::Send { to, msg } => {
+                let node = &mut self.nodes[i];
+                if node.last_persist > node.disk.synced_through() {
+                    if node.held.len() >= HELD_SENDS_MAX {
+                        return Err(violation(
+                            Invariant::Bounds,
+                            Some(id),
+                            format!("more than {HELD_SENDS_MAX} sends waiting for fsync"),
+                        ));
+                    }
+                    node.held.push_back((node.last_persist, to, msg));
+                } else {
+                    self.transmit(id, to, msg);
+                }
+            }
+            Effect::Persist { seq, op } => {
+                let hs_epoch = match &op {
+                    Persist::HardState(hs) => Some(hs.epoch),
+                    _ => None,
+                };
+                let node = &mut self.nodes[i];
+                self.checker.persist(id, &mut node.watch, seq, hs_epoch)?;
+                node.disk.write(seq, op);
+                node.last_persist = seq;
+                if node.disk.pending_len() > DISK_PENDING_MAX {
+                    return Err(violation(
+                        Invariant::Bounds,
+                        Some(id),
+                        format!("more than {DISK_PENDING_MAX} unsynced writes"),
+                    ));
+                }
+                self.record(Some(id), EventKind::Persist { seq });
+                self.maybe_start_sync(i);
+            }
+            Effect::Apply { entries } => {
+                let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                    return Ok(());
+                };
+                let (first, last) = (first.index, last.index);
+                for entry in &entries {
+                    self.apply_entry(i, entry)?;
+                }
+                self.record(Some(id), EventKind::Apply { first, last });
+            }
+            Effect::Proposed { req, index, epoch } => {
+                if let Some(attempt) = self.attempt(req) {
+                    attempt.state = AttemptState::Proposed { index, epoch };
+                    self.proposals.insert((id, index), req);
+                }
+            }
+            Effect::ReadReady { req, index } => {
+                if let Some(attempt) = self.attempt(req) {
+                    attempt.state = AttemptState::ReadAt;
+                    self.nodes[i].reads.push((req, index));
+                }
+            }
+            Effect::Reject { req, reason } => {
+                let definite = reason.is_definite();
+                let hint = reason.leader_hint();
+                if let Some(c) = self.reqs.get(&req).copied()
+                    && let Some(attempt) = self.clients[c].attempt_mut(req)
+                {
+                    attempt.state = if definite {
+                        AttemptState::Dead
+                    } else {
+                        AttemptState::Maybe
+                    };
+                    let client = &mut self.clients[c];
+                    client.hint = hint.filter(|&h| h != id);
+                    if let Some(op) = client.op.as_mut() {
+                        op.deadline = self.now + RETRY_BACKOFF_UNITS;
+                    }
+                    self.wake_client(c, RETRY_BACKOFF_UNITS);
+                }
+            }
+            Effect::TakeSnapshot { through } => {
+                let node = &self.nodes[i];
+                if through > node.watch.applied {
+                    return Err(violation(
+                        Invariant::Bounds,
+                        Some(id),
+                        format!(
+                            "asked for a snapshot through {through} before applying past {}",
+                            node.watch.applied
+                        ),
+                    ));
+                }
+                // Effects run in order, so the store is exactly at the replica's applied
+                // index; a snapshot always describes what it holds.
+                let meta = SnapshotMeta {
+                    index: node.watch.applied,
+                    epoch: node.applied_epoch,
+                    membership: node.membership.clone(),
+                };
+                let data = node.kv.snapshot();
+                self.followups
+                    .push_back((i, Input::Snapshot { meta, data }));
+            }
+            Effect::InstallSnapshot { meta, data } => {
+                let node = &mut self.nodes[i];
+                if let Err(e) = node.kv.restore(&data) {
+                    return Err(violation(
+                        Invariant::Durability,
+                        Some(id),
+                        format!("installed snapshot does not restore: {e}"),
+                    ));
+                }
+                self.checker.installed(&mut node.watch, meta.index);
+                node.applied_epoch = meta.epoch;
+                node.membership = meta.membership;
+            }
+            Effect::RoleChanged {
+                role,
+                epoch,
+                leader,
+            } => {
+                self.record(
+                    Some(id),
+                    EventKind::Role {
+                        role,
+                        epoch,
+                        leader,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn attempt(&mut self, req: RequestId) -> Option<&mut Attempt> {
+        let c = *self.reqs.get(&req)?;
+        self.clients[c].attempt_mut(req)
+    }
+
+    fn apply_entry(&mut self, i: usize, entry: &crate::Entry) -> Result<(), Violation> {
+        let id = self.ids[i];
+        let command = match entry.kind {
+            EntryKind::Command => KvCommand::decode(&entry.payload).ok(),
+            _ => None,
+        };
+        let session = command.as_ref().map(|c| (c.session.client, c.session.seq));
+        let node = &mut self.nodes[i];
+        let retry = self.checker.apply(id, &mut node.watch, entry, session)?;
+        node.applied_epoch = entry.epoch;
+        let response = match entry.kind {
+            EntryKind::Command => {
+                let key = command.as_ref().map(|c| c.op.key().clone());
+                let before = key.as_ref().map(|k| node.kv.get(k).cloned());
+                let response = node.kv.apply(entry.index, &entry.payload);
+                self.checker.checks += 1;
+                if retry && key.as_ref().map(|k| node.kv.get(k).cloned()) != before {
+                    let (client, seq) = session.expect("a retry has a session");
+                    return Err(violation(
+                        Invariant::AppliedTwice,
+                        Some(id),
+                        format!(
+                            "client {} seq {seq} changed the state again at {}",
+                            client.0, entry.index
+                        ),
+                    ));
+                }
+                Some(response)
+            }
+            EntryKind::Config => {
+                if let Some(m) = entry.membership() {
+                    node.membership = m.clone();
+                    if entry.index > self.membership.0 {
+                        self.membership = (entry.index, m);
+                    }
+                }
+                None
+            }
+            EntryKind::Noop => None,
+        };
+        let Some(req) = self.proposals.remove(&(id, entry.index)) else {
+            return Ok(());
+        };
+        let Some(c) = self.reqs.get(&req).copied() else {
+            return Ok(());
+        };
+        let Some(attempt) = self.clients[c].attempt_mut(req) else {
+            return Ok(());
+        };
+        match attempt.state {
+            AttemptState::Proposed { epoch, .. } if epoch == entry.epoch => {
+                match response.as_ref().and_then(client::ret_of) {
+                    Some(ret) => self.complete(c, Outcome::Ok(ret)),
+                    None => {
+                        attempt.state = AttemptState::Maybe;
+                    }
+                }
+            }
+            _ => attempt.state = AttemptState::Dead,
+        }
+        Ok(())
+    }
+
+    fn serve_reads(&mut self, i: usize) {
+        let applied = self.nodes[i].watch.applied;
+        if self.nodes[i].reads.iter().all(|&(_, at)| at > applied) {
+            return;
+        }
+        let reads = std::mem::take(&mut self.nodes[i].reads);
+        for (req, at) in reads {
+            if at > applied {
+                self.nodes[i].reads.push((req, at));
+                continue;
+            }
+            let Some(c) = self.reqs.get(&req).copied() else {
+                continue;
+            };
+            let Some(op) = self.clients[c].op.as_ref() else {
+                continue;
+            };
+            let value = self.nodes[i]
+                .kv
+                .get(&client::key_bytes(op.key))
+                .map(client::value_of);
+            self.complete(c, Outcome::Ok(Ret::Read(value)));
+        }
+    }
+
+    // ----- clients ---------------------------------------------------------------------
+
+    fn wake_client(&mut self, c: usize, delay: u64) {
+        self.clients[c].wake_gen += 1;
+        let generation = self.clients[c].wake_gen;
+        self.schedule(
+            delay,
+            Scheduled::ClientWake {
+                client: c,
+                generation,
+            },
+        );
+    }
+
+    fn client_wake(&mut self, c: usize) -> Result<(), Violation> {
+        if self.clients[c].op.is_none() {
+            if self.phase != Phase::Faults
+                || self.clients[c].ops_started >= self.opts.ops_per_client
+            {
+                return Ok(());
+            }
+            let op = self.clients[c]
+                .start(&mut self.rng, self.swarm.keys, self.swarm.reads, self.now)
+                .clone();
+            self.record(
+                None,
+                EventKind::Invoke {
+                    client: self.clients[c].id,
+                    key: op.key,
+                    call: op.call,
+                },
+            );
+            return self.issue(c);
+        }
+        let op = self.clients[c].op.as_ref().expect("checked");
+        if self.now < op.deadline {
+            let wait = op.deadline - self.now;
+            self.wake_client(c, wait);
+            return Ok(());
+        }
+        let tries = op.attempts.len() as u32;
+        let unlimited = matches!(self.phase, Phase::Liveness { .. });
+        if tries < ATTEMPTS_MAX || unlimited {
+            // A silent replica is no leader worth following.
+            if op
+                .attempts
+                .last()
+                .is_some_and(|a| !matches!(a.state, AttemptState::Dead))
+            {
+                self.clients[c].hint = None;
+            }
+            return self.issue(c);
+        }
+        let checker = &self.checker;
+        let outcome = client::give_up_outcome(op, |index, epoch| {
+            checker
+                .applied_entry(index)
+                .is_some_and(|e| e.epoch != epoch)
+        });
+        self.complete(c, outcome);
+        Ok(())
+    }
+
+    fn issue(&mut self, c: usize) -> Result<(), Violation> {
+        self.next_req += 1;
+        let req = RequestId(self.next_req);
+        let target = self.clients[c].target(&mut self.rng, self.nodes.len());
+        let i = (target.0 - 1) as usize;
+        let up = self.is_up(i);
+        let now = self.now;
+        let op = self.clients[c].op.as_mut().expect("issue needs an open op");
+        op.attempts.push(Attempt {
+            req,
+            node: target,
+            state: if up {
+                AttemptState::Sent
+            } else {
+                AttemptState::Dead
+            },
+        });
+        let input = match &op.command {
+            Some(command) => Input::Propose {
+                req,
+                command: command.clone(),
+            },
+            None => Input::Read { req },
+        };
+        // A replica that is down never sees the request: the client learns that only by
+        // timing out, but sooner than a replica that took the request and went quiet.
+        op.deadline = now
+            + if up {
+                ATTEMPT_TIMEOUT_UNITS
+            } else {
+                ATTEMPT_TIMEOUT_UNITS / 4
+            };
+        let deadline = op.deadline;
+        self.reqs.insert(req, c);
+        self.wake_client(c, deadline - now);
+        if up {
+            self.step(i, input)?;
+        } else if self.clients[c].hint == Some(target) {
+            self.clients[c].hint = None;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, c: usize, outcome: Outcome) {
+        let client = &mut self.clients[c];
+        let Some(op) = client.op.take() else {
+            return;
+        };
+        for a in &op.attempts {
+            self.reqs.remove(&a.req);
+        }
+        if let Outcome::Ok(ret) = outcome {
+            client.observe(op.key, op.call, ret);
+            if let Some(a) = op.attempts.iter().find(|a| a.state != AttemptState::Dead) {
+                client.hint = Some(a.node);
+            }
+        }
+        match outcome {
+            Outcome::Ok(_) => self.stats.ops_ok += 1,
+            Outcome::Fail => {
+                self.stats.ops_fail += 1;
+                if op.call != Call::Read {
+                    self.failed_writes.push((client.id, op.seq));
+                }
+            }
+            Outcome::Indeterminate => self.stats.ops_indeterminate += 1,
+        }
+        let id = client.id;
+        self.history.push(Operation {
+            client: id,
+            key: op.key,
+            call: op.call,
+            invoke: op.invoke,
+            complete: self.now,
+            outcome,
+        });
+        self.record(
+            None,
+            EventKind::Complete {
+                client: id,
+                key: op.key,
+                outcome,
+            },
+        );
+        let think = self.rng.range(1, self.swarm.think_units_max.max(2));
+        self.wake_client(c, think);
+    }
+
+    // ----- faults -----------------------------------------------------------------------
+
+    fn leader(&self) -> Option<(usize, Epoch)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.replica.is_some() && n.watch.role == Role::Leader)
+            .map(|(i, n)| (i, n.watch.epoch))
+            .max_by_key(|&(i, e)| (e, std::cmp::Reverse(i)))
+    }
+
+    fn fault_step(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        if self.rng.chance(self.swarm.crash) {
+            let i = self.rng.range(0, n as u64) as usize;
+            if self.nodes[i].replica.is_some() {
+                self.crash(i);
+                let delay = self.rng.range(RESTART_TICKS.0, RESTART_TICKS.1) * TICK_UNITS;
+                let incarnation = self.nodes[i].incarnation;
+                self.schedule(
+                    delay,
+                    Scheduled::Restart {
+                        node: i,
+                        incarnation,
+                    },
+                );
+            }
+        }
+        if self.rng.chance(self.swarm.partition) {
+            let kinds = [
+                FaultKind::Partition,
+                FaultKind::OneWayPartition,
+                FaultKind::IsolateLeader,
+                FaultKind::OverlappingMajorities,
+            ];
+            let kind = *self.rng.pick(&kinds).expect("non-empty");
+            let leader = self.leader().map(|(i, _)| self.ids[i]);
+            let applied =
+                faults::partition(&mut self.network, kind, &self.ids, leader, &mut self.rng);
+            self.faults.add(applied);
+            let cut = self.network.cut_links().collect();
+            self.record(
+                None,
+                EventKind::Partition {
+                    fault: applied.name(),
+                    cut,
+                },
+            );
+        } else if self.network.is_partitioned() && self.rng.chance(self.swarm.heal) {
+            self.heal();
+        }
+        if self.rng.chance(self.swarm.pause) {
+            let i = self.rng.range(0, n as u64) as usize;
+            if self.is_up(i) {
+                let until = self.now + self.rng.range(PAUSE_TICKS.0, PAUSE_TICKS.1) * TICK_UNITS;
+                self.nodes[i].paused_until = until;
+                self.faults.add(FaultKind::Pause);
+                self.record(Some(self.ids[i]), EventKind::Pause { until });
+            }
+        }
+        if self.rng.chance(self.swarm.reconfigure)
+            && let Some((l, _)) = self.leader()
+        {
+            self.reconfigure(l)?;
+        }
+        if self.rng.chance(self.swarm.transfer)
+            && let Some((l, _)) = self.leader()
+        {
+            let to = *self.rng.pick(&self.ids).expect("non-empty");
+            if to != self.ids[l] {
+                self.faults.add(FaultKind::TransferLeadership);
+                self.record(
+                    Some(self.ids[l]),
+                    EventKind::Admin {
+                        what: format!("transfer leadership to {to}"),
+                    },
+                );
+                self.step(l, Input::TransferLeadership { to })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reconfigure(&mut self, leader: usize) -> Result<(), Violation> {
+        // Toggle one node between voter and absent, never below three voters (or the
+        // whole cluster if smaller), never removing the leader itself.
+        let current = self.nodes[leader].membership.clone();
+        if current.is_joint() {
+            return Ok(());
+        }
+        let pick = *self.rng.pick(&self.ids).expect("non-empty");
+        let mut voters = current.voters.clone();
+        if voters.contains(&pick) {
+            if voters.len() <= 3 || pick == self.ids[leader] {
+                return Ok(());
+            }
+            voters.remove(&pick);
+        } else {
+            voters.insert(pick);
+        }
+        let target = Membership::new(voters);
+        self.faults.add(FaultKind::Reconfigure);
+        self.record(
+            Some(self.ids[leader]),
+            EventKind::Admin {
+                what: format!("reconfigure to voters {:?}", target.voters),
+            },
+        );
+        self.next_req += 1;
+        let req = RequestId(self.next_req);
+        self.step(
+            leader,
+            Input::Reconfigure {
+                req,
+                membership: target,
+            },
+        )
+    }
+
+    fn heal(&mut self) {
+        self.network.heal();
+        self.faults.add(FaultKind::Heal);
+        self.record(
+            None,
+            EventKind::Partition {
+                fault: FaultKind::Heal.name(),
+                cut: Vec::new(),
+            },
+        );
+    }
+
+    // ----- liveness and final checks ----------------------------------------------------
+
+    fn begin_liveness(&mut self) -> Result<(), Violation> {
+        self.phase = Phase::Liveness { since: self.now };
+        self.record(None, EventKind::LivenessPhase);
+        if self.network.is_partitioned() {
+            self.heal();
+        }
+        let faults = self.network.faults();
+        self.network.set_faults(LinkFaults {
+            loss: 0.0,
+            duplicate: 0.0,
+            ..faults
+        });
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
+            self.restart(i)?;
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].op.is_some() {
+                self.wake_client(c, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes that must converge: members of the newest configuration applied.
+    fn members(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.membership.1.contains(self.ids[i]))
+            .collect()
+    }
+
+    fn converged(&self) -> bool {
+        if self.clients.iter().any(|c| c.op.is_some()) {
+            return false;
+        }
+        let target = self.checker.applied_max();
+        self.members()
+            .into_iter()
+            .all(|i| self.nodes[i].replica.is_some() && self.nodes[i].watch.applied == target)
+    }
+
+    fn liveness_failure(&self) -> Violation {
+        let pending: Vec<String> = self
+            .clients
+            .iter()
+            .filter_map(|c| {
+                c.op.as_ref()
+                    .map(|op| format!("client {} {:?} key {}", c.id, op.call, op.key))
+            })
+            .collect();
+        let applied: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}@{}", n.id, n.watch.applied))
+            .collect();
+        violation(
+            Invariant::Liveness,
+            None,
+            format!(
+                "no convergence within {} ticks of healing: pending ops [{}], applied [{}] of {}",
+                self.opts.liveness_ticks_max,
+                pending.join(", "),
+                applied.join(" "),
+                self.checker.applied_max()
+            ),
+        )
+    }
+
+    fn final_checks(&mut self) -> Result<(), Violation> {
+        let members = self.members();
+        if let Some((&first, rest)) = members.split_first() {
+            for &i in rest {
+                self.checker.checks += 1;
+                if self.nodes[i].kv != self.nodes[first].kv {
+                    return Err(violation(
+                        Invariant::Convergence,
+                        Some(self.ids[i]),
+                        format!(
+                            "state differs from {} at the same applied index {}",
+                            self.ids[first], self.nodes[i].watch.applied
+                        ),
+                    ));
+                }
+            }
+        }
+        for &(client, seq) in &self.failed_writes {
+            self.checker.checks += 1;
+            if let Some(at) = self.checker.executed_at(ClientId(client), seq) {
+                return Err(violation(
+                    Invariant::FailedButApplied,
+                    None,
+                    format!("client {client} seq {seq} was reported failed but applied at {at}"),
+                ));
+            }
+        }
+        if let Some(check) = self.opts.history_check {
+            self.checker.checks += 1;
+            if let Err(detail) = check(&self.history) {
+                return Err(violation(Invariant::Linearizability, None, detail));
+            }
+        }
+        Ok(())
+    }
+}
