@@ -19,6 +19,7 @@
 mod clock;
 mod config;
 mod error;
+mod kv_session;
 mod node_core;
 mod pending;
 mod query;
@@ -29,6 +30,7 @@ mod tokio_runner;
 pub use clock::{ManualClock, ManualClockHandle, Ticker};
 pub use config::DriverConfig;
 pub use error::{ClientError, NodeError};
+pub use kv_session::KvSession;
 pub use node_core::{Completion, CompletionOf, NodeCore, NodeStats, Reply, Ticket};
 pub use query::Queryable;
 pub use runner::{Client, Inbox, NodeHandles, NodeRunner, Shutdown, Stopped};

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::thread;
 
-use common::{FakeStorage, World, block_on, fixed_leader, kv_node, kv_put, poll_once};
+use common::{
+    FakeStorage, ThreadNode, World, block_on, fixed_leader, kv_node, kv_put, poll_once,
+    spawn_single_kv_node, spawn_thread,
+};
 use rsm_core::kv::{KvResponse, KvStore};
 use rsm_core::{Bytes, LogIndex, NodeId, RejectReason, Transport};
 use rsm_driver::{
@@ -21,10 +24,11 @@ fn put(seq: u64, key: &'static str, value: &'static str) -> Bytes {
 
 #[test]
 fn a_client_commits_and_reads_through_a_running_node() {
-    let world = World::default();
-    let (runner, handles) = NodeRunner::new(kv_node(DriverConfig::default(), 1, &[1], &world));
-    let (clock, _time) = ManualClock::new(8);
-    let node = thread::spawn(move || block_on(runner.run(clock)));
+    let ThreadNode {
+        join: node,
+        handles,
+        ..
+    } = spawn_single_kv_node();
 
     let client = handles.client.clone();
     assert_eq!(
@@ -55,9 +59,11 @@ fn requests_time_out_after_ticks_of_the_clock() {
         ..DriverConfig::default()
     };
     // A leader whose followers never answer: nothing commits.
-    let (runner, handles) = NodeRunner::new(kv_node(config, 1, &[1, 2, 3], &world));
-    let (clock, time) = ManualClock::new(1);
-    let node = thread::spawn(move || block_on(runner.run(clock)));
+    let ThreadNode {
+        join: node,
+        handles,
+        time,
+    } = spawn_thread(kv_node(config, 1, &[1, 2, 3], &world));
 
     let client = handles.client.clone();
     let waiting = thread::spawn(move || block_on(client.propose(put(1, "k", "v"))));
@@ -110,9 +116,11 @@ fn a_failed_sync_stops_the_loop_and_in_flight_requests_end_indefinite() {
     let world = World::default();
     let core = kv_node(DriverConfig::default(), 1, &[1], &world);
     *core.storage().fail_syncs.lock().unwrap() = true;
-    let (runner, handles) = NodeRunner::new(core);
-    let (clock, _time) = ManualClock::new(1);
-    let node = thread::spawn(move || block_on(runner.run(clock)));
+    let ThreadNode {
+        join: node,
+        handles,
+        time: _time,
+    } = spawn_thread(core);
 
     let e = block_on(handles.client.propose(put(1, "k", "v"))).unwrap_err();
     assert_eq!(e, ClientError::Shutdown);

@@ -551,3 +551,43 @@ pub fn kv_node(
         rsm_core::kv::KvStore::new(),
     )
 }
+
+/// A node loop running on its own thread, ticking from a manual clock.
+pub struct ThreadNode<R: rsm_core::Replica, S: Storage, T: Transport, M: rsm_driver::Queryable> {
+    pub join: std::thread::JoinHandle<rsm_driver::Stopped<R, S, T, M>>,
+    pub handles: rsm_driver::NodeHandles<M>,
+    pub time: rsm_driver::ManualClockHandle,
+}
+
+/// Start `core`'s loop on a new thread.
+pub fn spawn_thread<R, S, T, M>(core: rsm_driver::NodeCore<R, S, T, M>) -> ThreadNode<R, S, T, M>
+where
+    R: rsm_core::Replica + Send + 'static,
+    R::Message: Send,
+    S: Storage + Send + 'static,
+    T: Transport + Send + 'static,
+    M: rsm_driver::Queryable + Send + 'static,
+    M::Query: Send,
+    M::Answer: Send,
+    M::Response: Send,
+{
+    let (runner, handles) = rsm_driver::NodeRunner::new(core);
+    let (clock, time) = rsm_driver::ManualClock::new(4);
+    let join = std::thread::spawn(move || block_on(runner.run(clock)));
+    ThreadNode {
+        join,
+        handles,
+        time,
+    }
+}
+
+/// A one-node key-value cluster running on its own thread.
+pub fn spawn_single_kv_node()
+-> ThreadNode<FixedLeader, FakeStorage, FakeTransport, rsm_core::kv::KvStore> {
+    spawn_thread(kv_node(
+        rsm_driver::DriverConfig::default(),
+        1,
+        &[1],
+        &World::default(),
+    ))
+}
