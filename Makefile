@@ -14,6 +14,7 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+	$(CARGO) test -p rsm-driver --features tokio
 
 bench:
 	$(CARGO) bench --workspace
