@@ -190,10 +190,12 @@ impl<T: ?Sized> RwLock<T> {
         self.data.get_mut()
     }
 
+    /// The common case in one comparison: below READERS_MAX with no bit above the count set
+    /// means no writer holds or waits, nobody sleeps, and the count cannot overflow.
     #[inline]
     fn try_read_fast(&self) -> bool {
         let state = self.state.load(Ordering::Relaxed);
-        can_read(state)
+        state < READERS_MAX
             && self
                 .state
                 .compare_exchange_weak(state, state + 1, Ordering::Acquire, Ordering::Relaxed)
