@@ -404,7 +404,7 @@ fn drain_waits_for_every_worker_to_leave() {
                         let Ok(worker) = drain.register() else { return };
                         inside.fetch_add(1, Ordering::Relaxed);
                         while !worker.is_draining()
-                            && work.fetch_add(1, Ordering::Relaxed) % 64 != 0
+                            && !work.fetch_add(1, Ordering::Relaxed).is_multiple_of(64)
                         {
                         }
                         inside.fetch_sub(1, Ordering::Relaxed);
