@@ -94,15 +94,7 @@ impl Handshaker {
     ) -> Result<(NodeId, BoxStream), Refused> {
         let hello = read_hello(&mut stream).await?;
         let peer = hello.node_id;
-        if hello.cluster_id != self.cluster_id {
-            return Err(Refused::new(
-                Refusal::WrongCluster,
-                format!(
-                    "{peer} is in cluster {}, this node in {}",
-                    hello.cluster_id, self.cluster_id
-                ),
-            ));
-        }
+        self.check_cluster(&hello)?;
         if peer == self.id || !self.peers.contains(&peer) {
             return Err(Refused::new(
                 Refusal::UnknownPeer,
@@ -152,15 +144,7 @@ impl Handshaker {
     ) -> Result<BoxStream, Refused> {
         self.send_hello(&mut stream).await?;
         let hello = read_hello(&mut stream).await?;
-        if hello.cluster_id != self.cluster_id {
-            return Err(Refused::new(
-                Refusal::WrongCluster,
-                format!(
-                    "{peer}'s address answers for cluster {}, this node is in {}",
-                    hello.cluster_id, self.cluster_id
-                ),
-            ));
-        }
+        self.check_cluster(&hello)?;
         if hello.node_id != peer {
             return Err(Refused::new(
                 Refusal::UnexpectedPeer,
@@ -168,6 +152,19 @@ impl Handshaker {
             ));
         }
         Ok(Box::new(stream))
+    }
+
+    fn check_cluster(&self, hello: &Hello) -> Result<(), Refused> {
+        if hello.cluster_id == self.cluster_id {
+            return Ok(());
+        }
+        Err(Refused::new(
+            Refusal::WrongCluster,
+            format!(
+                "{} speaks for cluster {}, this node is in {}",
+                hello.node_id, hello.cluster_id, self.cluster_id
+            ),
+        ))
     }
 
     async fn send_hello<S: Stream>(&self, stream: &mut S) -> Result<(), Refused> {
