@@ -134,56 +134,51 @@ async fn clients_without_a_certificate_or_without_tls_are_refused() {
     assert_eq!(n2.transport.stats().connections, 1);
 }
 
-#[tokio::test]
-async fn a_client_certificate_naming_another_node_is_refused() {
-    let pki = Pki::new("rsm test CA");
+/// Node 2 with `tls2`, then node 1 (which dials it) with `tls1`; once `refuser` has
+/// refused a connection for `reason`, checks that neither side counts a connection.
+async fn refused_pair(tls1: TlsConfig, tls2: TlsConfig, refuser: u64, reason: Refusal) {
     let mut c2 = config(2, localhost(), &[(1, NEVER_DIALED)]);
-    c2.tls = Some(pki.node(NodeId(2)));
+    c2.tls = Some(tls2);
     let n2 = Node::start(c2).await;
-    // Node 1 holds a valid certificate, but for node 3.
     let mut c1 = config(1, localhost(), &[(2, n2.addr())]);
-    c1.tls = Some(pki.node(NodeId(3)));
+    c1.tls = Some(tls1);
     let n1 = Node::start(c1).await;
-    eventually("node 2 refuses the borrowed identity", || {
-        n2.transport.stats().rejected(Refusal::CertificateMismatch) >= 1
+    let judge = if refuser == 1 { &n1 } else { &n2 };
+    eventually(&format!("node {refuser} refuses: {reason}"), || {
+        judge.transport.stats().rejected(reason) >= 1
     })
     .await;
+    assert_eq!(n1.transport.stats().connections, 0);
     assert_eq!(n2.transport.stats().connections, 0);
     assert!(!n1.transport.stats().peers[&NodeId(2)].connected);
 }
 
 #[tokio::test]
+async fn a_client_certificate_naming_another_node_is_refused() {
+    let pki = Pki::new("rsm test CA");
+    // Node 1 holds a valid certificate, but for node 3.
+    let borrowed = pki.node(NodeId(3));
+    refused_pair(
+        borrowed,
+        pki.node(NodeId(2)),
+        2,
+        Refusal::CertificateMismatch,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_server_certificate_naming_another_node_is_refused_by_the_dialer() {
     let pki = Pki::new("rsm test CA");
-    let mut c2 = config(2, localhost(), &[(1, NEVER_DIALED)]);
-    c2.tls = Some(pki.node(NodeId(3)));
-    let n2 = Node::start(c2).await;
-    let mut c1 = config(1, localhost(), &[(2, n2.addr())]);
-    c1.tls = Some(pki.node(NodeId(1)));
-    let n1 = Node::start(c1).await;
-    eventually("node 1 refuses the server's identity", || {
-        n1.transport.stats().rejected(Refusal::Tls) >= 1
-    })
-    .await;
-    assert_eq!(n1.transport.stats().connections, 0);
-    assert_eq!(n2.transport.stats().connections, 0);
+    let borrowed = pki.node(NodeId(3));
+    refused_pair(pki.node(NodeId(1)), borrowed, 1, Refusal::Tls).await;
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_authority_is_refused() {
     let pki = Pki::new("rsm test CA");
     let rogue = Pki::new("another CA");
-    let mut c2 = config(2, localhost(), &[(1, NEVER_DIALED)]);
-    c2.tls = Some(pki.node(NodeId(2)));
-    let n2 = Node::start(c2).await;
-    let mut c1 = config(1, localhost(), &[(2, n2.addr())]);
     // Trusts the real CA (so it accepts node 2) but its own certificate is the rogue's.
-    c1.tls = Some(pki.trusting(rogue.leaf(&tls_identity(CLUSTER, NodeId(1)))));
-    let n1 = Node::start(c1).await;
-    eventually("node 2 refuses the untrusted certificate", || {
-        n2.transport.stats().rejected(Refusal::Tls) >= 1
-    })
-    .await;
-    assert_eq!(n2.transport.stats().connections, 0);
-    assert!(!n1.transport.stats().peers[&NodeId(2)].connected);
+    let foreign = pki.trusting(rogue.leaf(&tls_identity(CLUSTER, NodeId(1))));
+    refused_pair(foreign, pki.node(NodeId(2)), 2, Refusal::Tls).await;
 }
