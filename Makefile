@@ -11,10 +11,12 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
 
 unit:
 	$(CARGO) test --workspace
 	$(CARGO) test -p rsm-driver --features tokio
+	$(CARGO) test -p rsm-tcp --features tls
 
 # Model checking of rsm-sync under loom, in its own target dir so the rest of the tree is not rebuilt.
 loom:
