@@ -11,9 +11,11 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
 
 unit:
 	$(CARGO) test --workspace
+	$(CARGO) test -p rsm-tcp --features tls
 
 bench:
 	$(CARGO) bench --workspace
