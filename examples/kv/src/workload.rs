@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use crate::history::{Recorder, decode_value, encode_value};
 pub struct WorkloadConfig {
     /// Concurrent client sessions.
     pub clients: usize,
-    /// Operations in total, over all clients.
+    /// Operations in total, over all clients (fewer if [`Progress::stop`] is called).
     pub ops: u64,
     /// Bytes per written value (at least 8: the value's id).
     pub value_size: usize,
@@ -66,6 +66,7 @@ pub struct Sample {
 /// Counters shared with whoever watches the workload (a progress bar, a fault injector).
 #[derive(Debug, Default)]
 pub struct Progress {
+    stopped: AtomicBool,
     issued: AtomicU64,
     done: AtomicU64,
     failed: AtomicU64,
@@ -86,8 +87,13 @@ impl Progress {
         )
     }
 
+    /// Ask every client to stop after its current operation.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
     fn claim(&self, total: u64) -> bool {
-        self.issued.fetch_add(1, Ordering::Relaxed) < total
+        !self.stopped.load(Ordering::Relaxed) && self.issued.fetch_add(1, Ordering::Relaxed) < total
     }
 
     fn finish(&self, outcome: SampleOutcome) {
