@@ -70,3 +70,43 @@ pub fn embedded_server() -> std::io::Result<ServerProgram> {
         args: vec![SERVE_SUBCOMMAND.to_string()],
     })
 }
+
+/// The `main` of a tool that can start its own servers (the demo, the load generator):
+/// act as a server when the first argument is [`SERVE_SUBCOMMAND`]; otherwise parse the
+/// arguments and run `body` on a current-thread runtime. `Ok(true)` exits with success,
+/// `Ok(false)` with failure, an error after printing it.
+pub fn tool_main<O, F>(
+    name: &str,
+    usage: &str,
+    parse: impl FnOnce(Vec<String>) -> Result<O, String>,
+    body: impl FnOnce(O) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<bool, Box<dyn std::error::Error>>>,
+{
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(SERVE_SUBCOMMAND) {
+        args.remove(0);
+        return server_main(args);
+    }
+    let options = match parse(args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("{name}: {error}\n{usage}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
+        .and_then(|runtime| runtime.block_on(body(options)));
+    match outcome {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("\n{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -11,7 +11,7 @@ use rsm_core::check::{Verdict, check};
 use rsm_kv::flags::Flags;
 use rsm_kv::history::Recorder;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
-use rsm_kv::{LocalCluster, SERVE_SUBCOMMAND, embedded_server, server_main};
+use rsm_kv::{LocalCluster, embedded_server, tool_main};
 use tokio::time::sleep;
 
 const USAGE: &str = "\
@@ -33,38 +33,10 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some(SERVE_SUBCOMMAND) {
-        return server_main(args.skip(1));
-    }
-    let options = match parse(args) {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("rsm-kv-demo: {error}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("rsm-kv-demo: cannot start a runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(demo(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("\nrsm-kv-demo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    tool_main("rsm-kv-demo", USAGE, parse, demo)
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut flags = Flags::parse(args, &[]).map_err(|e| e.to_string())?;
     let mut get = || -> Result<Options, rsm_kv::flags::FlagError> {
         Ok(Options {

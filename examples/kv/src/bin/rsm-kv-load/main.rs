@@ -16,9 +16,7 @@ use rsm_kv::flags::{Flags, NodeAddrs};
 use rsm_kv::history::{Recorder, encode_value};
 use rsm_kv::wire::ServerStatus;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
-use rsm_kv::{
-    ClientConfig, KvClient, LocalCluster, SERVE_SUBCOMMAND, embedded_server, server_main,
-};
+use rsm_kv::{ClientConfig, KvClient, LocalCluster, embedded_server, tool_main};
 use tokio::task::JoinSet;
 
 const USAGE: &str = "\
@@ -45,42 +43,18 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some(SERVE_SUBCOMMAND) {
-        return server_main(args.skip(1));
-    }
-    let options = match parse(args) {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("rsm-kv-load: {error}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("rsm-kv-load: cannot start a runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = match options.etcd {
-        Some(addr) => runtime.block_on(load_etcd(&options, addr)),
-        None => runtime.block_on(load_rsm(&options)),
-    };
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("rsm-kv-load: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    tool_main(
+        "rsm-kv-load",
+        USAGE,
+        parse,
+        async |options: Options| match options.etcd {
+            Some(addr) => load_etcd(&options, addr).await,
+            None => load_rsm(&options).await,
+        },
+    )
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut flags = Flags::parse(args, &["check"]).map_err(|e| e.to_string())?;
     let mut get = || -> Result<Options, rsm_kv::flags::FlagError> {
         Ok(Options {
