@@ -19,3 +19,8 @@ unit:
 
 bench:
 	$(CARGO) bench --workspace
+
+# The replicated KV demo: 3 server processes on loopback, a client workload, the leader
+# killed and restarted half-way, a report with latencies and the linearizability verdict.
+demo:
+	$(CARGO) run --release -p rsm-kv --bin rsm-kv-demo
