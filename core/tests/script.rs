@@ -215,7 +215,7 @@ impl Replica for Sequencer {
         match input {
             Input::Tick => {
                 self.ticks += 1;
-                if self.is_leader() && self.ticks % self.cfg.heartbeat_ticks == 0 {
+                if self.is_leader() && self.ticks.is_multiple_of(self.cfg.heartbeat_ticks) {
                     for to in self.peers() {
                         self.replicate(to, out);
                     }

@@ -9,13 +9,13 @@ use std::task::Poll;
 use std::thread;
 
 use common::{
-    FakeStorage, ThreadNode, World, block_on, fixed_leader, kv_node, kv_put, poll_once,
-    spawn_single_kv_node, spawn_thread,
+    FakeStorage, InboxTransport, ThreadNode, World, block_on, fixed_leader, kv_node, kv_put,
+    poll_once, spawn_single_kv_node, spawn_thread,
 };
 use rsm_core::kv::{KvResponse, KvStore};
-use rsm_core::{Bytes, LogIndex, NodeId, RejectReason, Transport};
+use rsm_core::{Bytes, LogIndex, NodeId, RejectReason};
 use rsm_driver::{
-    ClientError, DriverConfig, Inbox, ManualClock, NodeCore, NodeError, NodeRunner, Stopped,
+    ClientError, DriverConfig, ManualClock, NodeCore, NodeError, NodeRunner, Stopped,
 };
 
 fn put(seq: u64, key: &'static str, value: &'static str) -> Bytes {
@@ -132,21 +132,6 @@ fn a_failed_sync_stops_the_loop_and_in_flight_requests_end_indefinite() {
         block_on(handles.client.propose(put(2, "k", "v"))),
         Err(ClientError::NotRunning)
     );
-}
-
-/// Delivers each send into the recipient's inbox, as a real transport would.
-#[derive(Clone, Debug)]
-struct InboxTransport {
-    me: NodeId,
-    inboxes: Arc<Mutex<HashMap<NodeId, Inbox>>>,
-}
-
-impl Transport for InboxTransport {
-    fn send(&self, to: NodeId, message: Bytes) {
-        if let Some(inbox) = self.inboxes.lock().unwrap().get(&to) {
-            inbox.try_deliver(self.me, message);
-        }
-    }
 }
 
 #[test]

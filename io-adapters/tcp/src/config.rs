@@ -56,6 +56,11 @@ pub struct TcpConfig {
     /// How long a connection may take from accept (or dial) to a verified handshake,
     /// including TLS. A connection that says nothing for this long is closed.
     pub handshake_timeout: Duration,
+    /// How long an established connection may be silent before the kernel starts probing
+    /// it (TCP keepalive, probing at the same interval). A peer whose host vanished without
+    /// closing its socket is then detected and its link redialed or awaited anew. `None`
+    /// leaves the system default (usually no keepalive).
+    pub tcp_keepalive: Option<Duration>,
     /// How many inbound connections may be in their handshake at once; more are closed
     /// at once, so a flood of silent sockets cannot pin memory.
     pub handshakes_pending_max: usize,
@@ -67,7 +72,7 @@ pub struct TcpConfig {
 impl TcpConfig {
     /// A configuration with default bounds: 16 MiB frames, 1024 queued messages per peer
     /// (dropping the oldest), 256 KiB write batches, redials between 50 ms and 5 s, a 5 s
-    /// handshake timeout, 64 pending handshakes, no TLS.
+    /// handshake timeout, TCP keepalive after 5 s of silence, 64 pending handshakes, no TLS.
     pub fn new(
         id: NodeId,
         cluster_id: u64,
@@ -86,6 +91,7 @@ impl TcpConfig {
             reconnect_delay_min: Duration::from_millis(50),
             reconnect_delay_max: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            tcp_keepalive: Some(Duration::from_secs(5)),
             handshakes_pending_max: 64,
             #[cfg(feature = "tls")]
             tls: None,
@@ -111,6 +117,13 @@ impl TcpConfig {
         }
         if self.reconnect_delay_min.is_zero() {
             return Err(ConfigError::Zero("reconnect_delay_min"));
+        }
+        if self
+            .tcp_keepalive
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            // The kernel counts keepalive time in whole seconds.
+            return Err(ConfigError::KeepaliveTooShort);
         }
         if self.handshake_timeout.is_zero() {
             return Err(ConfigError::Zero("handshake_timeout"));
@@ -158,6 +171,10 @@ mod tests {
             c.validate(),
             Err(ConfigError::BackoffInverted { .. })
         ));
+
+        let mut c = config();
+        c.tcp_keepalive = Some(Duration::from_millis(500));
+        assert_eq!(c.validate(), Err(ConfigError::KeepaliveTooShort));
 
         let mut c = config();
         c.handshake_timeout = Duration::ZERO;

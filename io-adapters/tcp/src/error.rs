@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// `frame_bytes_max` does not fit the 4-byte length of a frame header.
     #[error("frame_bytes_max of {0} does not fit a 32-bit frame length")]
     FrameTooLarge(usize),
+    /// `tcp_keepalive` is below the one-second resolution of the kernel's timer.
+    #[error("tcp_keepalive must be at least one second")]
+    KeepaliveTooShort,
     /// The reconnect delays are the wrong way round.
     #[error("reconnect_delay_max {max:?} is below reconnect_delay_min {min:?}")]
     BackoffInverted {

@@ -21,7 +21,10 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn refused(&self, reason: Refusal) {
-        bump(&self.rejections[reason.index()]);
+        match self.rejections.get(reason.index()) {
+            Some(counter) => bump(counter),
+            None => debug_assert!(false, "Refusal::ALL lacks {reason:?}"),
+        }
     }
 }
 
@@ -99,7 +102,7 @@ impl TcpStats {
             .collect();
         let rejections = Refusal::ALL
             .iter()
-            .map(|r| (*r, read(&counters.rejections[r.index()])))
+            .map(|r| (*r, counters.rejections.get(r.index()).map_or(0, read)))
             .filter(|(_, n)| *n > 0)
             .collect();
         Self {

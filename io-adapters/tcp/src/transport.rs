@@ -37,6 +37,28 @@ const HANDOFF_STREAMS_MAX: usize = 1;
 ///
 /// Dropping the transport aborts its tasks; [`shutdown`](Self::shutdown) stops them and
 /// waits until every socket is closed, so the port can be reused at once.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::collections::BTreeMap;
+///
+/// use rsm_core::{Bytes, NodeId, Transport};
+/// use rsm_tcp::{TcpConfig, TcpTransport};
+///
+/// # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+/// let peers = BTreeMap::from([(NodeId(2), "10.0.0.2:7000".parse()?)]);
+/// let config = TcpConfig::new(NodeId(1), 42, "0.0.0.0:7000".parse()?, peers);
+/// let (inbound, received) = async_channel::bounded(1024);
+/// let transport = TcpTransport::start(config, inbound).await?;
+/// transport.send(NodeId(2), Bytes::from_static(b"an encoded message"));
+/// let (from, message) = received.recv().await?;
+/// assert_eq!(from, NodeId(2));
+/// # drop(message);
+/// transport.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TcpTransport {
     id: NodeId,
@@ -207,11 +229,14 @@ struct AcceptLoop {
 
 impl AcceptLoop {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        // Dropped with this task, which aborts every handshake still running.
         let mut handshakes = JoinSet::new();
         loop {
             let accepted = tokio::select! {
-                _ = stopped(&mut shutdown) => return,
+                _ = stopped(&mut shutdown) => {
+                    // Close the sockets of unfinished handshakes before reporting stopped.
+                    handshakes.shutdown().await;
+                    return;
+                }
                 Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
                 accepted = self.listener.accept() => accepted,
             };

@@ -205,6 +205,21 @@ mod tests {
         assert!(matches!(block_on(read_all(&torn)), Err(ReadError::Io(_))));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
+            let _ = block_on(read_all(&bytes));
+            let _ = block_on(read_hello(&mut &bytes[..]));
+        }
+
+        #[test]
+        fn arbitrary_hello_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..HELLO_BYTES_MAX)) {
+            let mut framed = Vec::new();
+            push_frame(&mut framed, &body);
+            let _ = block_on(read_hello(&mut &framed[..]));
+        }
+    }
+
     #[test]
     fn hello_round_trips_and_rejects_strangers() {
         let hello = Hello::new(9, NodeId(3));

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rsm_core::NodeId;
-use rsm_tcp::{DropPolicy, Hello, Refusal, TcpConfig};
+use rsm_tcp::{ConfigError, DropPolicy, Hello, Refusal, TcpConfig, TcpError, TcpTransport};
 use support::{
     CLUSTER, NEVER_DIALED, Node, RawPeer, cluster, config, deliver, eventually, expect_message,
     expect_rejected, frame, localhost, within,
@@ -385,4 +385,28 @@ async fn a_slow_peer_fills_only_its_own_bounded_queue() {
     // The node still works with the slow peer stuck.
     n1.send(3, "after");
     assert_eq!(n3.recv().await, (1, "after".to_owned()));
+}
+
+#[tokio::test]
+async fn start_reports_typed_errors() {
+    let n2 = Node::start(config(2, localhost(), &[(1, NEVER_DIALED)])).await;
+    let (tx, _rx) = async_channel::bounded(1);
+    let taken = config(3, n2.addr(), &[(1, NEVER_DIALED)]);
+    let err = TcpTransport::start(taken, tx.clone())
+        .await
+        .expect_err("port in use");
+    assert!(
+        matches!(err, TcpError::Listen { addr, .. } if addr == n2.addr()),
+        "{err}"
+    );
+
+    let mut zero_queue = config(3, localhost(), &[(1, NEVER_DIALED)]);
+    zero_queue.peer_queue_messages_max = 0;
+    let err = TcpTransport::start(zero_queue, tx)
+        .await
+        .expect_err("invalid");
+    assert!(matches!(
+        err,
+        TcpError::Config(ConfigError::Zero("peer_queue_messages_max"))
+    ));
 }

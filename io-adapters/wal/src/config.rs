@@ -53,7 +53,7 @@ impl WalConfig {
         }
         // The length field is 32 bits, and a base record may carry a hard state and
         // snapshot metadata of up to one record each.
-        if self.record_body_read_bytes_max() > u64::from(u32::MAX) {
+        if self.base_body_bytes_max() > u64::from(u32::MAX) {
             return Err(WalError::Config(format!(
                 "record_bytes_max is {} but must be below {}",
                 self.record_bytes_max,
@@ -74,17 +74,18 @@ impl WalConfig {
         Ok(())
     }
 
-    /// The largest record body recovery accepts: a base record combines a hard state and a
-    /// snapshot reference, each of which fit in one record.
-    pub(crate) fn record_body_read_bytes_max(&self) -> u64 {
-        2 * self.record_bytes_max + 64
+    /// The largest record body ever written: a base record combines a hard state and a
+    /// snapshot reference, each of which fits in one record.
+    pub(crate) fn base_body_bytes_max(&self) -> u64 {
+        self.record_bytes_max.saturating_mul(2).saturating_add(64)
     }
 
-    /// The largest segment file recovery reads into memory: a full segment, or a header,
-    /// a base record and one record of the largest size.
+    /// The largest segment file recovery reads into memory: a full segment, or a header, a
+    /// base record and one record of the largest size (a segment always takes one record
+    /// after its base).
     pub(crate) fn segment_read_bytes_max(&self) -> u64 {
-        let one = RECORD_HEADER_BYTES as u64 + self.record_body_read_bytes_max();
+        let one = RECORD_HEADER_BYTES as u64 + self.base_body_bytes_max();
         self.segment_bytes_max
-            .max(SEGMENT_HEADER_BYTES as u64 + 2 * one)
+            .max(SEGMENT_HEADER_BYTES as u64 + one.saturating_mul(2))
     }
 }

@@ -17,14 +17,6 @@ pub enum CorruptKind {
     /// A record's length field points past the end of the file.
     #[error("record runs past the end of the segment")]
     Truncated,
-    /// A record's length field exceeds what this build ever writes.
-    #[error("record length {len} exceeds the limit of {limit} bytes")]
-    TooLong {
-        /// The declared body length.
-        len: u64,
-        /// The largest body this configuration reads.
-        limit: u64,
-    },
     /// A record's checksum does not match its contents.
     #[error("record checksum mismatch")]
     BadChecksum,

@@ -47,42 +47,7 @@ impl Mirror {
 
     /// The error `Durable::apply` would return for `op`, checked in the same order.
     pub(crate) fn check(&self, op: &Persist) -> Result<(), PersistError> {
-        match op {
-            Persist::Append { entries } => {
-                let Some(first) = entries.first() else {
-                    return Ok(());
-                };
-                let snapshot = self.snapshot_index();
-                if first.index <= snapshot {
-                    return Err(PersistError::BelowSnapshot {
-                        index: first.index.0,
-                        snapshot: snapshot.0,
-                    });
-                }
-                let last = self.last_index();
-                if first.index > last.next() {
-                    return Err(PersistError::Gap {
-                        first: first.index.0,
-                        last: last.0,
-                    });
-                }
-                if let Some(w) = entries.windows(2).find(|w| w[1].index != w[0].index.next()) {
-                    return Err(PersistError::NotConsecutive(w[1].index.0));
-                }
-                Ok(())
-            }
-            Persist::Truncate { from } => {
-                let snapshot = self.snapshot_index();
-                if *from <= snapshot {
-                    return Err(PersistError::BelowSnapshot {
-                        index: from.0,
-                        snapshot: snapshot.0,
-                    });
-                }
-                Ok(())
-            }
-            Persist::HardState(_) | Persist::Snapshot { .. } | Persist::Compact { .. } => Ok(()),
-        }
+        op.validate(self.last_index(), self.snapshot_index())
     }
 
     /// Record a checked, non-empty append.

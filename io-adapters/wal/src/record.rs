@@ -190,12 +190,15 @@ pub(crate) struct RawRecord<'a> {
     pub(crate) end: usize,
 }
 
-/// Read the record at `offset` of segment `seq`, accepting bodies up to `body_bytes_max`.
+/// Read the record at `offset` of segment `seq`.
+///
+/// No length limit from the configuration applies here: the segment is already in memory,
+/// and a limit that shrank since the record was written must not turn a durable record at
+/// the tail into what looks like a torn one.
 pub(crate) fn read_record(
     bytes: &[u8],
     seq: u64,
     offset: usize,
-    body_bytes_max: u64,
 ) -> Result<RawRecord<'_>, CorruptKind> {
     let Some(h) = bytes.get(offset..offset + RECORD_HEADER_BYTES) else {
         return Err(CorruptKind::Truncated);
@@ -203,12 +206,6 @@ pub(crate) fn read_record(
     let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let ty = h[8];
-    if u64::from(len) > body_bytes_max {
-        return Err(CorruptKind::TooLong {
-            len: u64::from(len),
-            limit: body_bytes_max,
-        });
-    }
     let start = offset + RECORD_HEADER_BYTES;
     let Some(body) = bytes.get(start..start + len as usize) else {
         return Err(CorruptKind::Truncated);
@@ -228,17 +225,11 @@ pub(crate) fn read_record(
 
 /// The first offset at or after `from` holding a valid record, if any. Recovery uses it to
 /// tell a torn tail (nothing valid follows) from damage in the middle of the log.
-pub(crate) fn next_valid_record(
-    bytes: &[u8],
-    seq: u64,
-    from: usize,
-    body_bytes_max: u64,
-) -> Option<usize> {
+pub(crate) fn next_valid_record(bytes: &[u8], seq: u64, from: usize) -> Option<usize> {
     let last_start = bytes.len().checked_sub(RECORD_HEADER_BYTES)?;
     (from..=last_start).find(|&offset| {
         // Cheap filter first: most offsets fail on the type byte.
-        RecordType::from_u8(bytes[offset + 8]).is_some()
-            && read_record(bytes, seq, offset, body_bytes_max).is_ok()
+        RecordType::from_u8(bytes[offset + 8]).is_some() && read_record(bytes, seq, offset).is_ok()
     })
 }
 
@@ -258,7 +249,7 @@ mod tests {
         let mut file = segment_header(7).to_vec();
         let at = file.len() as u64;
         file.extend(sealed(7, at, RecordType::Truncate, &LogIndex(4)));
-        let rec = read_record(&file, 7, at as usize, 1024).unwrap();
+        let rec = read_record(&file, 7, at as usize).unwrap();
         assert_eq!(rec.ty, RecordType::Truncate);
         assert_eq!(rec.end, file.len());
         assert!(matches!(
@@ -266,14 +257,14 @@ mod tests {
             Ok(Record::Truncate(LogIndex(4)))
         ));
         assert_eq!(
-            read_record(&file, 8, at as usize, 1024).unwrap_err(),
+            read_record(&file, 8, at as usize).unwrap_err(),
             CorruptKind::BadChecksum,
             "the same bytes in another segment are not a record"
         );
         let mut moved = file.clone();
         moved.insert(at as usize, 0);
         assert_eq!(
-            read_record(&moved, 7, at as usize + 1, 1024).unwrap_err(),
+            read_record(&moved, 7, at as usize + 1).unwrap_err(),
             CorruptKind::BadChecksum,
             "the same bytes at another offset are not a record"
         );
@@ -299,17 +290,13 @@ mod tests {
     }
 
     #[test]
-    fn oversized_and_short_records_are_refused() {
+    fn short_records_are_refused() {
         let rec = sealed(1, 0, RecordType::HardState, &HardState::default());
-        assert!(matches!(
-            read_record(&rec, 1, 0, 1),
-            Err(CorruptKind::TooLong { .. })
-        ));
         assert_eq!(
-            read_record(&rec[..rec.len() - 1], 1, 0, 1024).unwrap_err(),
+            read_record(&rec[..rec.len() - 1], 1, 0).unwrap_err(),
             CorruptKind::Truncated
         );
-        assert_eq!(next_valid_record(&rec, 1, 0, 1024), Some(0));
-        assert_eq!(next_valid_record(&rec, 1, 1, 1024), None);
+        assert_eq!(next_valid_record(&rec, 1, 0), Some(0));
+        assert_eq!(next_valid_record(&rec, 1, 1), None);
     }
 }

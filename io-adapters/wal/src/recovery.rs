@@ -33,7 +33,6 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Recovered, WalEr
     if let Some(w) = listing.segments.windows(2).find(|w| w[1] != w[0] + 1) {
         return Err(WalError::MissingSegment { segment: w[0] + 1 });
     }
-    let body_max = config.record_body_read_bytes_max();
     let mut image: Option<Image> = None;
     let mut segments: VecDeque<SegmentInfo> = VecDeque::new();
     let mut base_end = 0;
@@ -44,7 +43,7 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Recovered, WalEr
             segment::read_bounded(&path, config.segment_read_bytes_max(), "segment_bytes_max")?;
         let mut max_index = LogIndex(0);
         let prev_bytes = segments.back().map(|s| s.bytes);
-        let end = segment::scan(&bytes, seq, is_last, body_max, |offset, raw| {
+        let end = segment::scan(&bytes, seq, is_last, |offset, raw| {
             let corrupt = |kind| WalError::Corrupt {
                 segment: seq,
                 offset,

@@ -133,7 +133,6 @@ pub(crate) fn scan(
     bytes: &[u8],
     seq: u64,
     is_last: bool,
-    body_bytes_max: u64,
     mut visit: impl FnMut(u64, &RawRecord<'_>) -> Result<(), WalError>,
 ) -> Result<SegmentEnd, WalError> {
     let corrupt = |offset: usize, kind| WalError::Corrupt {
@@ -146,11 +145,11 @@ pub(crate) fn scan(
     let torn = |offset: usize, kind: &CorruptKind| {
         is_last
             && !matches!(kind, CorruptKind::UnknownType(_))
-            && next_valid_record(bytes, seq, offset + 1, body_bytes_max).is_none()
+            && next_valid_record(bytes, seq, offset + 1).is_none()
     };
     if let Err(kind) = check_segment_header(bytes, seq) {
         // A valid record anywhere proves the header was once written whole.
-        if is_last && next_valid_record(bytes, seq, 0, body_bytes_max).is_none() {
+        if is_last && next_valid_record(bytes, seq, 0).is_none() {
             return Ok(SegmentEnd::Unborn);
         }
         return Err(corrupt(0, kind));
@@ -158,7 +157,7 @@ pub(crate) fn scan(
     let mut offset = SEGMENT_HEADER_BYTES;
     let mut base_end = None;
     while offset < bytes.len() {
-        let record = match read_record(bytes, seq, offset, body_bytes_max) {
+        let record = match read_record(bytes, seq, offset) {
             Ok(record) => record,
             Err(kind) if torn(offset, &kind) => {
                 return Ok(match base_end {
@@ -213,7 +212,7 @@ mod tests {
 
     fn count(bytes: &[u8], is_last: bool) -> (Result<SegmentEnd, WalError>, usize) {
         let mut n = 0;
-        let end = scan(bytes, 1, is_last, 1024, |_, _| {
+        let end = scan(bytes, 1, is_last, |_, _| {
             n += 1;
             Ok(())
         });

@@ -271,6 +271,14 @@ fn unusable_configurations_are_refused() {
         Err(WalError::Config(_))
     ));
     let bad = WalConfig {
+        record_bytes_max: u64::MAX,
+        ..WalConfig::default()
+    };
+    assert!(matches!(
+        Wal::open(dir.path(), bad),
+        Err(WalError::Config(_))
+    ));
+    let bad = WalConfig {
         write_buffer_bytes_max: 0,
         ..WalConfig::default()
     };

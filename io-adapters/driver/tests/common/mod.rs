@@ -591,3 +591,18 @@ pub fn spawn_single_kv_node()
         &World::default(),
     ))
 }
+
+/// Delivers each send into the recipient's inbox, as a real transport would.
+#[derive(Clone, Debug)]
+pub struct InboxTransport {
+    pub me: NodeId,
+    pub inboxes: Arc<Mutex<std::collections::HashMap<NodeId, rsm_driver::Inbox>>>,
+}
+
+impl Transport for InboxTransport {
+    fn send(&self, to: NodeId, message: Bytes) {
+        if let Some(inbox) = self.inboxes.lock().unwrap().get(&to) {
+            inbox.try_deliver(self.me, message);
+        }
+    }
+}
