@@ -17,3 +17,10 @@ unit:
 
 bench:
 	$(CARGO) bench --workspace
+
+PROTOCOL ?= sequencer
+sim:
+	$(CARGO) run --release -p rsm-examples --bin rsm-sim -- --protocol $(PROTOCOL) --seeds 0..$(SEEDS)
+
+demo:
+	$(CARGO) run --release -p rsm-examples --bin rsm-sim -- --protocol sequencer --seeds 0..50

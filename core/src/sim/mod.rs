@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::History;
+use crate::check::{self, CheckConfig, History, Verdict};
 use crate::{Membership, NodeId, Replica};
 
 pub use client::{ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, RETRY_BACKOFF_UNITS};
@@ -86,8 +86,24 @@ impl Default for SimOptions {
             liveness_ticks_max: 2_000,
             ops_per_client: 60,
             keep_trace: false,
-            history_check: None,
+            history_check: Some(linearizable),
         }
+    }
+}
+
+/// Search steps the end-of-run linearizability check may spend per key; a search that
+/// runs out is inconclusive, which is not a violation.
+pub const LINEARIZABILITY_STEPS_PER_KEY_MAX: u64 = 2_000_000;
+
+/// The default [`HistoryCheck`]: the linearizability checker ([`check::check_with`]).
+pub fn linearizable(history: &History) -> Result<(), String> {
+    let config = CheckConfig {
+        steps_per_key_max: LINEARIZABILITY_STEPS_PER_KEY_MAX,
+        ..CheckConfig::default()
+    };
+    match check::check_with(history, &config) {
+        Verdict::Linearizable | Verdict::Inconclusive { .. } => Ok(()),
+        verdict => Err(verdict.to_string()),
     }
 }
 

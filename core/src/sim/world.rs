@@ -37,7 +37,8 @@ pub const HELD_SENDS_MAX: usize = 50_000;
 /// one outside event; more means the automaton and host are feeding each other forever.
 pub const FOLLOWUPS_MAX: usize = 10_000;
 
-/// Events a single run may process before it is declared a storm.
+/// Scheduled items (deliveries, ticks, fsyncs, wake-ups) a single run may process before
+/// it is declared a storm.
 pub const EVENTS_MAX: u64 = 20_000_000;
 
 /// Events kept for the tail printed with a violation.
@@ -245,6 +246,7 @@ where
         self.schedule(self.swarm.fault_every_units, Scheduled::FaultStep);
         let faults_end = self.opts.fault_ticks * TICK_UNITS;
         let mut next_check = 0;
+        let mut processed: u64 = 0;
         loop {
             let Some(((at, _), item)) = self.queue.pop_first() else {
                 return Err(violation(
@@ -259,8 +261,8 @@ where
                 next_check = self.now;
             }
             self.now = at;
-            self.stats.events += 1;
-            if self.stats.events > EVENTS_MAX {
+            processed += 1;
+            if processed > EVENTS_MAX {
                 return Err(violation(
                     Invariant::Bounds,
                     None,
@@ -293,6 +295,7 @@ where
     }
 
     fn record(&mut self, node: Option<NodeId>, kind: EventKind<R::Message>) {
+        self.stats.events += 1;
         let event = Event {
             at: self.now,
             node,

@@ -1,0 +1,45 @@
+//! The protocols `rsm-sim` knows, by name. Adding one is one line in [`PROTOCOLS`].
+
+use rsm_core::sim::{self, RunResult, SimOptions};
+use rsm_core::{Membership, NodeId};
+
+use crate::buggy::AckBeforeReplicate;
+use crate::sequencer::{Sequencer, SequencerConfig};
+
+/// A protocol the simulator can run.
+#[derive(Copy, Clone, Debug)]
+pub struct Protocol {
+    /// The name given to `--protocol`.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Whether the protocol is expected to pass every seed.
+    pub safe: bool,
+    /// Run one seed.
+    pub run: fn(u64, &SimOptions) -> RunResult,
+}
+
+fn sequencer_config(id: NodeId, membership: &Membership, _seed: u64) -> SequencerConfig {
+    SequencerConfig::new(id, membership.clone())
+}
+
+/// Every protocol, by name.
+pub const PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        name: "sequencer",
+        about: "fixed sequencer that commits once every voter has an entry durably (safe)",
+        safe: true,
+        run: |seed, opts| sim::run::<Sequencer>(seed, opts, &sequencer_config),
+    },
+    Protocol {
+        name: "ack-before-replicate",
+        about: "primary-backup that acknowledges before replicating (unsafe on crashes)",
+        safe: false,
+        run: |seed, opts| sim::run::<AckBeforeReplicate>(seed, opts, &sequencer_config),
+    },
+];
+
+/// The protocol called `name`.
+pub fn find(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().find(|p| p.name == name)
+}
