@@ -9,5 +9,6 @@
 #![warn(missing_docs)]
 
 pub mod buggy;
+pub mod log;
 pub mod registry;
 pub mod sequencer;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::log::Log;
 use rsm_core::{
     Durable, Effect, Entry, Epoch, HardState, Input, LogIndex, Membership, NodeId, Persist,
     PersistSeq, RejectReason, Replica, RestoreError, Role, Status,
@@ -16,9 +17,6 @@ use serde::{Deserialize, Serialize};
 
 /// Uncommitted entries the leader holds before refusing proposals with `Busy`.
 pub const UNCOMMITTED_MAX: usize = 1024;
-
-/// Entries in one replication message, at most.
-pub const BATCH_ENTRIES_MAX: usize = 64;
 
 /// When the leader may apply an entry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -100,11 +98,7 @@ pub struct Sequencer {
     epoch_claim: Option<PersistSeq>,
     /// Whether that claim is durable (the leader may replicate).
     epoch_durable: bool,
-    log: Vec<Entry>,
-    next_seq: PersistSeq,
-    /// For each unsynced append, the last index it wrote.
-    unsynced: BTreeMap<PersistSeq, LogIndex>,
-    durable_index: LogIndex,
+    log: Log,
     commit: LogIndex,
     applied: LogIndex,
     ticks: u64,
@@ -118,30 +112,7 @@ impl Sequencer {
     }
 
     fn last_index(&self) -> LogIndex {
-        LogIndex(self.log.len() as u64)
-    }
-
-    fn epoch_at(&self, index: LogIndex) -> Epoch {
-        match index.0 {
-            0 => Epoch(0),
-            i => self.log.get(i as usize - 1).map_or(Epoch(0), |e| e.epoch),
-        }
-    }
-
-    fn persist(&mut self, op: Persist, out: &mut Vec<Effect<SeqMessage>>) {
-        self.next_seq = self.next_seq.next();
-        if let Persist::Append { entries } = &op
-            && let Some(last) = entries.last()
-        {
-            self.unsynced.insert(self.next_seq, last.index);
-        }
-        if let Persist::Truncate { from } = &op {
-            self.durable_index = self.durable_index.min(from.prev());
-        }
-        out.push(Effect::Persist {
-            seq: self.next_seq,
-            op,
-        });
+        self.log.last_index()
     }
 
     fn handle_propose(
@@ -167,15 +138,9 @@ impl Sequencer {
             });
             return;
         }
-        let entry = Entry::command(self.last_index().next(), self.epoch, command);
-        let index = entry.index;
-        self.log.push(entry.clone());
-        self.persist(
-            Persist::Append {
-                entries: vec![entry],
-            },
-            out,
-        );
+        let index = self.last_index().next();
+        self.log
+            .append(Entry::command(index, self.epoch, command), out);
         out.push(Effect::Proposed {
             req,
             index,
@@ -199,15 +164,15 @@ impl Sequencer {
             if next > last && !resend {
                 continue;
             }
-            let end = last.0.min(next.0 + BATCH_ENTRIES_MAX as u64 - 1);
-            let entries = self.log[(next.0 - 1) as usize..end as usize].to_vec();
+            let entries = self.log.batch(next);
+            let end = next.0 + entries.len() as u64 - 1;
             let prev_index = next.prev();
             out.push(Effect::Send {
                 to: id,
                 msg: SeqMessage::Append(Append {
                     epoch: self.epoch,
                     prev_index,
-                    prev_epoch: self.epoch_at(prev_index),
+                    prev_epoch: self.log.epoch_at(prev_index),
                     entries,
                     commit: self.commit,
                 }),
@@ -235,48 +200,28 @@ impl Sequencer {
                 leader: Some(self.leader),
             });
         }
-        let msg_last = LogIndex(prev_index.0 + entries.len() as u64);
-        let ack = |matched, match_index, hint| Effect::Send {
+        let reply = match self.log.accept(prev_index, prev_epoch, entries, out) {
+            Ok(verified) => {
+                // Only what this message proved to match the leader may commit here; the
+                // acknowledgement leaves after every persist before it is durable.
+                let new_commit = commit.min(verified);
+                if new_commit > self.commit {
+                    self.commit = new_commit;
+                    self.emit_applies(out);
+                }
+                (true, verified, LogIndex(0))
+            }
+            Err(m) => (false, LogIndex(0), m.hint),
+        };
+        out.push(Effect::Send {
             to: from,
             msg: SeqMessage::Ack {
                 epoch,
-                matched,
-                match_index,
-                hint,
+                matched: reply.0,
+                match_index: reply.1,
+                hint: reply.2,
             },
-        };
-        if prev_index > self.last_index() {
-            out.push(ack(false, LogIndex(0), self.last_index().next()));
-            return;
-        }
-        if self.epoch_at(prev_index) != prev_epoch {
-            out.push(ack(false, LogIndex(0), prev_index));
-            return;
-        }
-        // Skip entries already held; the first conflict truncates the rest.
-        let mut fresh = Vec::new();
-        for e in entries {
-            if fresh.is_empty() && e.index <= self.last_index() {
-                if self.epoch_at(e.index) == e.epoch {
-                    continue;
-                }
-                self.log.truncate((e.index.0 - 1) as usize);
-            }
-            fresh.push(e);
-        }
-        if !fresh.is_empty() {
-            self.log.extend(fresh.iter().cloned());
-            self.persist(Persist::Append { entries: fresh }, out);
-        }
-        // Only what this message proved to match the leader may be committed here; the
-        // acknowledgement leaves after every persist before it is durable.
-        let verified = msg_last;
-        let new_commit = commit.min(verified);
-        if new_commit > self.commit {
-            self.commit = new_commit;
-            self.emit_applies(out);
-        }
-        out.push(ack(true, verified, LogIndex(0)));
+        });
     }
 
     fn handle_ack(
@@ -313,14 +258,14 @@ impl Sequencer {
             self.emit_applies(out);
             return;
         }
-        let mut candidate = self.durable_index;
+        let mut candidate = self.log.durable_index();
         for v in &self.cfg.membership.voters {
             if *v != self.cfg.id {
                 candidate = candidate.min(self.followers.get(v).map_or(LogIndex(0), |f| f.0));
             }
         }
         // Entries of earlier incarnations commit along with one of this epoch.
-        if candidate > self.commit && self.epoch_at(candidate) == self.epoch {
+        if candidate > self.commit && self.log.epoch_at(candidate) == self.epoch {
             self.commit = candidate;
             self.emit_applies(out);
         }
@@ -329,7 +274,7 @@ impl Sequencer {
     fn emit_applies(&mut self, out: &mut Vec<Effect<SeqMessage>>) {
         let through = self.commit.min(self.last_index());
         if through > self.applied {
-            let entries = self.log[self.applied.0 as usize..through.0 as usize].to_vec();
+            let entries = self.log.slice(self.applied.next(), through);
             self.applied = through;
             out.push(Effect::Apply { entries });
         }
@@ -341,27 +286,21 @@ impl Sequencer {
         if self.epoch_claim.is_some() {
             return;
         }
-        self.persist(
+        let seq = self.log.persist(
             Persist::HardState(HardState {
                 epoch: self.epoch,
                 ..HardState::default()
             }),
             out,
         );
-        self.epoch_claim = Some(self.next_seq);
+        self.epoch_claim = Some(seq);
         out.push(Effect::RoleChanged {
             role: Role::Leader,
             epoch: self.epoch,
             leader: Some(self.leader),
         });
         let noop = Entry::noop(self.last_index().next(), self.epoch);
-        self.log.push(noop.clone());
-        self.persist(
-            Persist::Append {
-                entries: vec![noop],
-            },
-            out,
-        );
+        self.log.append(noop, out);
         self.maybe_commit(out);
     }
 
@@ -376,13 +315,7 @@ impl Sequencer {
     }
 
     fn handle_persisted(&mut self, through: PersistSeq, out: &mut Vec<Effect<SeqMessage>>) {
-        while let Some((&seq, &last)) = self.unsynced.first_key_value() {
-            if seq > through {
-                break;
-            }
-            self.unsynced.remove(&seq);
-            self.durable_index = self.durable_index.max(last.min(self.last_index()));
-        }
+        self.log.persisted(through);
         if self.is_leader() {
             if !self.epoch_durable && self.epoch_claim.is_some_and(|seq| through >= seq) {
                 self.epoch_durable = true;
@@ -408,22 +341,15 @@ impl Replica for Sequencer {
                 "the sequencer never writes snapshots".into(),
             ));
         }
-        for (k, e) in durable.entries.iter().enumerate() {
-            if e.index != LogIndex(k as u64 + 1) {
-                return Err(RestoreError::InconsistentLog(format!(
-                    "entry {} at position {k}",
-                    e.index
-                )));
-            }
-        }
-        let last_epoch = durable.entries.last().map_or(Epoch(0), |e| e.epoch);
+        let log = Log::from_durable(durable.entries).map_err(RestoreError::InconsistentLog)?;
+        let last_epoch = log.last_epoch();
         let is_leader = cfg.id == leader;
         let epoch = if is_leader {
             durable.hard_state.epoch.max(last_epoch).next()
         } else {
             durable.hard_state.epoch.max(last_epoch)
         };
-        let last = durable.last_index();
+        let last = log.last_index();
         let followers = cfg
             .membership
             .members()
@@ -435,10 +361,7 @@ impl Replica for Sequencer {
             epoch,
             epoch_claim: None,
             epoch_durable: false,
-            durable_index: last,
-            log: durable.entries,
-            next_seq: PersistSeq(0),
-            unsynced: BTreeMap::new(),
+            log,
             commit: LogIndex(0),
             applied: LogIndex(0),
             ticks: 0,
