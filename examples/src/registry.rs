@@ -3,7 +3,8 @@
 use rsm_core::sim::{self, RunResult, SimOptions};
 use rsm_core::{Membership, NodeId};
 
-use crate::buggy::AckBeforeReplicate;
+use crate::buggy::{AckBeforeReplicate, EvenQuorum};
+use crate::elected::{Elected, ElectedConfig};
 use crate::sequencer::{Sequencer, SequencerConfig};
 
 /// A protocol the simulator can run.
@@ -23,6 +24,10 @@ fn sequencer_config(id: NodeId, membership: &Membership, _seed: u64) -> Sequence
     SequencerConfig::new(id, membership.clone())
 }
 
+fn elected_config(id: NodeId, membership: &Membership, seed: u64) -> ElectedConfig {
+    ElectedConfig::new(id, membership.clone(), seed)
+}
+
 /// Every protocol, by name.
 pub const PROTOCOLS: &[Protocol] = &[
     Protocol {
@@ -36,6 +41,18 @@ pub const PROTOCOLS: &[Protocol] = &[
         about: "primary-backup that acknowledges before replicating (unsafe on crashes)",
         safe: false,
         run: |seed, opts| sim::run::<AckBeforeReplicate>(seed, opts, &sequencer_config),
+    },
+    Protocol {
+        name: "elected",
+        about: "Raft-style elected leader with majority quorums and ReadIndex reads (safe)",
+        safe: true,
+        run: |seed, opts| sim::run::<Elected>(seed, opts, &elected_config),
+    },
+    Protocol {
+        name: "even-quorum",
+        about: "elected leader counting (n+1)/2 as a quorum (unsafe with 4 nodes)",
+        safe: false,
+        run: |seed, opts| sim::run::<EvenQuorum>(seed, opts, &elected_config),
     },
 ];
 

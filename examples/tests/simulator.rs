@@ -23,12 +23,12 @@ fn first_violation(p: &Protocol, opts: &SimOptions) -> Option<(u64, sim::RunResu
         .find(|(_, r)| r.violation.is_some())
 }
 
-#[test]
-fn sequencer_passes_every_seed_and_converges_after_heal() {
-    let p = protocol("sequencer");
+fn passes_every_seed(name: &str, seeds: u64) {
+    let p = protocol(name);
+    assert!(p.safe);
     let opts = SimOptions::default();
     let mut crashes = 0;
-    for seed in 0..SAFE_SEEDS {
+    for seed in 0..seeds {
         let run = (p.run)(seed, &opts);
         assert!(run.violation.is_none(), "{}", run.failure_report(p.name));
         let ticks = run.stats.liveness_ticks.expect("converged");
@@ -39,13 +39,28 @@ fn sequencer_passes_every_seed_and_converges_after_heal() {
     assert!(crashes > 0, "the swarm crashed nodes");
 }
 
-fn caught_and_reproduced(name: &str, expected: Invariant) {
+#[test]
+fn sequencer_passes_every_seed_and_converges_after_heal() {
+    passes_every_seed("sequencer", SAFE_SEEDS);
+}
+
+#[test]
+fn elected_passes_every_seed_and_converges_after_heal() {
+    passes_every_seed("elected", SAFE_SEEDS / 2);
+}
+
+fn caught_and_reproduced(name: &str, expected: &[Invariant]) -> sim::RunResult {
     let p = protocol(name);
+    assert!(!p.safe);
     let opts = SimOptions::default();
     let (seed, run) = first_violation(p, &opts)
         .unwrap_or_else(|| panic!("{name} survived {SEEDS_TO_CATCH_MAX} seeds"));
     let v = run.violation.clone().expect("violating");
-    assert_eq!(v.invariant, expected, "{}", run.failure_report(name));
+    assert!(
+        expected.contains(&v.invariant),
+        "{}",
+        run.failure_report(name)
+    );
     let report = run.failure_report(name);
     assert!(
         report.contains(&format!("--protocol {name} --seed {seed}")),
@@ -59,11 +74,28 @@ fn caught_and_reproduced(name: &str, expected: Invariant) {
         "seed {seed} reproduces the violation"
     );
     assert_eq!(again.digest, run.digest, "byte for byte");
+    run
 }
 
 #[test]
 fn ack_before_replicate_is_caught_and_its_seed_reproduces() {
-    caught_and_reproduced("ack-before-replicate", Invariant::LogMatching);
+    let run = caught_and_reproduced("ack-before-replicate", &[Invariant::LogMatching]);
+    assert!(
+        run.stats.faults.get(sim::FaultKind::Crash) > 0,
+        "only a crash exposes it"
+    );
+}
+
+#[test]
+fn even_quorum_is_caught_on_four_nodes_and_its_seed_reproduces() {
+    let run = caught_and_reproduced(
+        "even-quorum",
+        &[Invariant::LogMatching, Invariant::OneLeaderPerEpoch],
+    );
+    assert_eq!(
+        run.swarm.nodes, 4,
+        "the miscount only matters for even sizes"
+    );
 }
 
 fn sequencer_config(id: NodeId, m: &Membership, _seed: u64) -> SequencerConfig {
