@@ -2,7 +2,7 @@
 //! one passes every seed and converges after heal; each unsafe one is caught within 1,000
 //! seeds, and its seed reproduces the same violation.
 
-use rsm_core::sim::{self, Invariant, SimOptions, Swarm};
+use rsm_core::sim::{self, Invariant, LivenessHeal, SimOptions, Swarm};
 use rsm_core::{Membership, NodeId};
 use rsm_examples::registry::{self, Protocol};
 use rsm_examples::sequencer::{Sequencer, SequencerConfig};
@@ -155,4 +155,33 @@ fn trace_is_written_as_json_lines_and_html() {
         !html.contains("src=") && !html.contains("href=") && !html.contains("<link"),
         "no external resources"
     );
+}
+
+#[test]
+fn elected_serves_and_converges_with_only_a_quorum_healed() {
+    let p = protocol("elected");
+    let opts = SimOptions {
+        liveness_heal: LivenessHeal::Quorum,
+        ..SimOptions::default()
+    };
+    for seed in 0..40 {
+        let run = (p.run)(seed, &opts);
+        assert!(run.violation.is_none(), "{}", run.failure_report(p.name));
+    }
+}
+
+#[test]
+fn sequencer_stalls_without_every_voter_and_the_liveness_check_says_so() {
+    let p = protocol("sequencer");
+    let opts = SimOptions {
+        liveness_heal: LivenessHeal::Quorum,
+        liveness_ticks_max: 300,
+        ..SimOptions::default()
+    };
+    let stalled = (0..40)
+        .map(|seed| (p.run)(seed, &opts))
+        .find(|r| r.violation.is_some())
+        .expect("a seed where a voter stays down");
+    let v = stalled.violation.expect("found");
+    assert_eq!(v.invariant, Invariant::Liveness, "{v}");
 }

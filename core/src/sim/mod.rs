@@ -63,6 +63,18 @@ pub type MakeConfig<'a, R> = dyn Fn(NodeId, &Membership, u64) -> <R as Replica>:
 /// A check of the final client history: `Err` carries a printable explanation.
 pub type HistoryCheck = fn(&History) -> Result<(), String>;
 
+/// What the liveness phase repairs.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum LivenessHeal {
+    /// Every link heals and every node restarts and resumes; all members must converge.
+    #[default]
+    All,
+    /// A random majority of the nodes heals among itself and restarts; the rest stay
+    /// crashed or cut off. The majority alone must serve every client and converge, as a
+    /// protocol that tolerates a minority of failures must.
+    Quorum,
+}
+
 /// Knobs that are the same for every seed of a batch.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -71,6 +83,8 @@ pub struct SimOptions {
     /// Ticks allowed after faults stop for every pending operation to complete and every
     /// replica to converge.
     pub liveness_ticks_max: u64,
+    /// What the liveness phase repairs.
+    pub liveness_heal: LivenessHeal,
     /// Operations each client starts during the fault phase, at most.
     pub ops_per_client: u32,
     /// Keep every event as a JSON line in [`RunResult::trace`].
@@ -84,6 +98,7 @@ impl Default for SimOptions {
         Self {
             fault_ticks: 600,
             liveness_ticks_max: 2_000,
+            liveness_heal: LivenessHeal::All,
             ops_per_client: 60,
             keep_trace: false,
             history_check: Some(linearizable),

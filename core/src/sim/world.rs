@@ -24,7 +24,7 @@ use super::network::{Fate, LinkFaults, Network};
 use super::report::RunStats;
 use super::swarm::{Swarm, TICK_UNITS};
 use super::trace::{Digest, Event, EventKind};
-use super::{RunResult, SimOptions};
+use super::{LivenessHeal, RunResult, SimOptions};
 
 /// Messages in flight at once; beyond it the network drops new sends (a congested
 /// switch), which bounds memory against an automaton that floods.
@@ -134,7 +134,11 @@ pub(crate) struct World<'a, R: Replica> {
     phase: Phase,
     /// The membership as of the highest configuration entry applied anywhere.
     membership: (LogIndex, Membership),
+    /// The nodes the liveness phase repaired (all of them unless it heals a quorum).
+    healed: Vec<bool>,
     followups: VecDeque<(usize, Input<R::Message>)>,
+    /// Snapshots taken during the current batch, handed back after its `Applied`.
+    snapshots_taken: Vec<Input<R::Message>>,
     effects: Vec<Effect<R::Message>>,
 }
 
@@ -164,6 +168,7 @@ where
             nodes: Vec::new(),
             ids,
             membership: (LogIndex(0), initial.clone()),
+            healed: vec![true; swarm.nodes],
             initial,
             network,
             clients,
@@ -185,6 +190,7 @@ where
             next_msg: 0,
             phase: Phase::Faults,
             followups: VecDeque::new(),
+            snapshots_taken: Vec::new(),
             effects: Vec::new(),
             swarm,
         }
@@ -598,6 +604,7 @@ where
             let status = replica.status();
             let applied_before = self.nodes[n].watch.applied;
             let mut result = Ok(());
+            self.snapshots_taken.clear();
             for effect in effects.drain(..) {
                 result = self.execute(n, effect);
                 if result.is_err() {
@@ -612,6 +619,9 @@ where
             if applied > applied_before {
                 self.followups
                     .push_back((n, Input::Applied { through: applied }));
+            }
+            for snapshot in self.snapshots_taken.drain(..) {
+                self.followups.push_back((n, snapshot));
             }
             self.serve_reads(n);
         }
@@ -1145,6 +1155,28 @@ where
         if self.network.is_partitioned() {
             self.heal();
         }
+        if self.opts.liveness_heal == LivenessHeal::Quorum {
+            let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+            self.rng.shuffle(&mut order);
+            let quorum = self.nodes.len() / 2 + 1;
+            self.healed = vec![false; self.nodes.len()];
+            for &i in &order[..quorum] {
+                self.healed[i] = true;
+            }
+            let (inside, outside): (Vec<NodeId>, Vec<NodeId>) = self
+                .ids
+                .iter()
+                .partition(|id| self.healed[(id.0 - 1) as usize]);
+            self.network.cut_between(&inside, &outside);
+            let cut = self.network.cut_links().collect();
+            self.record(
+                None,
+                EventKind::Partition {
+                    fault: "liveness-quorum",
+                    cut,
+                },
+            );
+        }
         let faults = self.network.faults();
         self.network.set_faults(LinkFaults {
             loss: 0.0,
@@ -1152,8 +1184,10 @@ where
             ..faults
         });
         for i in 0..self.nodes.len() {
-            self.nodes[i].paused_until = 0;
-            self.restart(i)?;
+            if self.healed[i] {
+                self.nodes[i].paused_until = 0;
+                self.restart(i)?;
+            }
         }
         for c in 0..self.clients.len() {
             if self.clients[c].op.is_some() {
@@ -1163,10 +1197,10 @@ where
         Ok(())
     }
 
-    /// The nodes that must converge: members of the newest configuration applied.
+    /// The nodes that must converge: healed members of the newest configuration applied.
     fn members(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.membership.1.contains(self.ids[i]))
+            .filter(|&i| self.healed[i] && self.membership.1.contains(self.ids[i]))
             .collect()
     }
 

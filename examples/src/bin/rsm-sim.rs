@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rsm_core::sim::{self, Report, RunResult, SimOptions};
+use rsm_core::sim::{self, LivenessHeal, Report, RunResult, SimOptions};
 use rsm_examples::registry::{self, PROTOCOLS, Protocol};
 
 /// Failure reports printed in full; later violating seeds are listed in the summary only.
@@ -27,7 +27,8 @@ struct Args {
 fn usage() -> String {
     let mut s = String::from(
         "usage: rsm-sim --protocol NAME (--seeds A..B | --seed N) [--trace-dir DIR]\n\
-         \x20             [--fault-ticks T] [--liveness-ticks T] [--ops-per-client N]\n\nprotocols:\n",
+         \x20             [--liveness-heal all|quorum] [--fault-ticks T] [--liveness-ticks T]\n\
+         \x20             [--ops-per-client N]\n\nprotocols:\n",
     );
     for p in PROTOCOLS {
         s.push_str(&format!("  {:<22} {}\n", p.name, p.about));
@@ -66,6 +67,13 @@ fn parse() -> Result<Args, String> {
             }
             "--trace-dir" => {
                 trace_dir = Some(PathBuf::from(it.next().ok_or("--trace-dir needs a value")?))
+            }
+            "--liveness-heal" => {
+                opts.liveness_heal = match it.next().as_deref() {
+                    Some("all") => LivenessHeal::All,
+                    Some("quorum") => LivenessHeal::Quorum,
+                    _ => return Err("--liveness-heal needs all or quorum".into()),
+                };
             }
             "--fault-ticks" => opts.fault_ticks = parse_u64(&flag, it.next())?,
             "--liveness-ticks" => opts.liveness_ticks_max = parse_u64(&flag, it.next())?,
