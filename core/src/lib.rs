@@ -9,7 +9,8 @@
 //! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
 //! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
 //! [`Persist`]). The [`check`] module holds the linearizability checker for client
-//! histories; [`kv`] the reference key-value state machine with exactly-once sessions.
+//! histories; [`kv`] the reference key-value state machine with exactly-once sessions;
+//! [`script`] the scripted interaction tests with golden transcripts.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ mod membership;
 mod reject;
 mod replica;
 mod rng;
+pub mod script;
 pub mod session;
 pub mod sim;
 mod state_machine;

@@ -1,0 +1,153 @@
+//! Static configuration of one Raft replica: identity, timeouts in ticks, and every bound.
+
+use rsm_core::{Membership, NodeId};
+
+/// Everything a replica needs to know before its first input. Timeouts are counted in
+/// ticks (`Input::Tick`); sizes in bytes as counted by `Entry::size_bytes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RaftConfig {
+    /// This replica's id.
+    pub id: NodeId,
+    /// The membership a replica without a snapshot or configuration entries starts from.
+    pub membership: Membership,
+    /// Seed of the PRNG that draws election timeouts.
+    pub seed: u64,
+    /// Shortest election timeout. Also the check-quorum period, the vote-stickiness window
+    /// and the leadership-transfer deadline.
+    pub election_ticks_min: u64,
+    /// Election timeouts are drawn uniformly from `[election_ticks_min, election_ticks_max)`.
+    pub election_ticks_max: u64,
+    /// A leader sends heartbeats this often.
+    pub heartbeat_ticks: u64,
+    /// Run a pre-vote round before a real election (thesis §9.6), so that a node that
+    /// cannot win does not disturb the cluster by raising the term.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a quorum for `election_ticks_min` steps down.
+    pub check_quorum: bool,
+    /// Serve reads from the leader's lease instead of a heartbeat round. Requires
+    /// `check_quorum`.
+    pub lease_reads: bool,
+    /// Ticks subtracted from the lease to cover clock-rate differences between replicas.
+    pub lease_drift_ticks: u64,
+    /// Election priority: a voter refuses a candidate whose log is exactly as up to date as
+    /// its own but whose priority is lower, so higher-priority nodes tend to lead.
+    pub priority: u64,
+    /// Largest command payload a proposal may carry.
+    pub proposal_bytes_max: usize,
+    /// A leader refuses proposals while this many bytes are appended but not committed.
+    pub uncommitted_bytes_max: usize,
+    /// A leader accumulates proposals into one append while its previous write is in
+    /// flight; it writes and sends the batch at the latest when it holds this many entries.
+    pub batch_entries_max: usize,
+    /// The same bound as `batch_entries_max`, in bytes.
+    pub batch_bytes_max: usize,
+    /// Largest AppendEntries payload (at least one entry is always sent).
+    pub msg_bytes_max: usize,
+    /// Most entries in one AppendEntries message.
+    pub msg_entries_max: usize,
+    /// Most AppendEntries messages in flight to one follower.
+    pub inflight_msgs_max: usize,
+    /// Most entry bytes in flight to one follower.
+    pub inflight_bytes_max: usize,
+    /// Most entries in one `Apply` effect.
+    pub apply_batch_entries_max: usize,
+    /// Most entries emitted in `Apply` but not yet reported by `Input::Applied`.
+    pub apply_lag_entries_max: u64,
+    /// Ask for a snapshot once this many applied entries follow the last one.
+    pub snapshot_entries_threshold: u64,
+    /// Size of one InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot a follower accepts from a leader.
+    pub snapshot_bytes_max: usize,
+    /// Most reads waiting for confirmation (at a leader) or for an answer (forwarded by a
+    /// follower).
+    pub reads_pending_max: usize,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The election timeout range is empty or shorter than the heartbeat interval.
+    #[error(
+        "election timeouts must satisfy heartbeat_ticks < election_ticks_min < election_ticks_max"
+    )]
+    Timeouts,
+    /// Lease reads are unsafe without check-quorum, or the drift margin eats the lease.
+    #[error("lease_reads requires check_quorum and lease_drift_ticks < election_ticks_min")]
+    Lease,
+    /// A size or window is zero.
+    #[error("limit `{0}` must be positive")]
+    ZeroLimit(&'static str),
+}
+
+impl RaftConfig {
+    /// Defaults suited to a tick of about 10 ms: elections after 10 to 20 ticks,
+    /// heartbeats every 2, pre-vote and check-quorum on, lease reads off.
+    pub fn new(id: NodeId, membership: Membership, seed: u64) -> Self {
+        Self {
+            id,
+            membership,
+            seed,
+            election_ticks_min: 10,
+            election_ticks_max: 20,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            lease_drift_ticks: 2,
+            priority: 0,
+            proposal_bytes_max: 1 << 20,
+            uncommitted_bytes_max: 64 << 20,
+            batch_entries_max: 1024,
+            batch_bytes_max: 1 << 20,
+            msg_bytes_max: 1 << 20,
+            msg_entries_max: 1024,
+            inflight_msgs_max: 64,
+            inflight_bytes_max: 16 << 20,
+            apply_batch_entries_max: 1024,
+            apply_lag_entries_max: 1 << 16,
+            snapshot_entries_threshold: 10_000,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_bytes_max: 1 << 30,
+            reads_pending_max: 4096,
+        }
+    }
+
+    /// Check the relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.heartbeat_ticks > 0
+            && self.heartbeat_ticks < self.election_ticks_min
+            && self.election_ticks_min < self.election_ticks_max)
+        {
+            return Err(ConfigError::Timeouts);
+        }
+        if self.lease_reads
+            && (!self.check_quorum || self.lease_drift_ticks >= self.election_ticks_min)
+        {
+            return Err(ConfigError::Lease);
+        }
+        let limits = [
+            ("proposal_bytes_max", self.proposal_bytes_max),
+            ("uncommitted_bytes_max", self.uncommitted_bytes_max),
+            ("batch_entries_max", self.batch_entries_max),
+            ("batch_bytes_max", self.batch_bytes_max),
+            ("msg_bytes_max", self.msg_bytes_max),
+            ("msg_entries_max", self.msg_entries_max),
+            ("inflight_msgs_max", self.inflight_msgs_max),
+            ("inflight_bytes_max", self.inflight_bytes_max),
+            ("apply_batch_entries_max", self.apply_batch_entries_max),
+            ("apply_lag_entries_max", self.apply_lag_entries_max as usize),
+            (
+                "snapshot_entries_threshold",
+                self.snapshot_entries_threshold as usize,
+            ),
+            ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
+            ("snapshot_bytes_max", self.snapshot_bytes_max),
+            ("reads_pending_max", self.reads_pending_max),
+        ];
+        match limits.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
+            None => Ok(()),
+        }
+    }
+}

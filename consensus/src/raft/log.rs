@@ -1,0 +1,226 @@
+//! The in-memory log: the latest snapshot, the entries after it, and the configuration
+//! entries among them.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use rsm_core::{Entry, EntryKind, Epoch, LogIndex, Membership, SnapshotMeta, Term};
+
+/// The replica's view of its log. Entries are consecutive from `snapshot.index + 1`; their
+/// terms never decrease, which lets lookups by term use binary search.
+#[derive(Debug)]
+pub(crate) struct RaftLog {
+    /// What the latest snapshot covers (index 0 before any snapshot).
+    pub snapshot: SnapshotMeta,
+    /// The latest snapshot's bytes, kept to send to followers (refcounted, never copied).
+    pub snapshot_data: Bytes,
+    entries: VecDeque<Entry>,
+    /// Configuration entries in the log, ascending, after the snapshot's membership.
+    configs: Vec<(LogIndex, Membership)>,
+}
+
+impl RaftLog {
+    pub fn new(snapshot: SnapshotMeta, snapshot_data: Bytes) -> Self {
+        Self {
+            snapshot,
+            snapshot_data,
+            entries: VecDeque::new(),
+            configs: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn first_index(&self) -> LogIndex {
+        self.snapshot.index.next()
+    }
+
+    #[inline]
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.snapshot.index.0 + self.entries.len() as u64)
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.term_at(self.last_index()).unwrap_or_default()
+    }
+
+    /// The term of the entry at `index`, if the log (or the snapshot boundary) knows it.
+    #[inline]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot.index {
+            return Some(Term(self.snapshot.epoch.0));
+        }
+        self.entry(index).map(|e| Term(e.epoch.0))
+    }
+
+    #[inline]
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        if index <= self.snapshot.index {
+            return None;
+        }
+        self.entries
+            .get((index.0 - self.snapshot.index.0 - 1) as usize)
+    }
+
+    /// Entries in `[lo, hi]`, clamped to what the log holds.
+    pub fn range(&self, lo: LogIndex, hi: LogIndex) -> impl Iterator<Item = &Entry> {
+        let base = self.snapshot.index.0 + 1;
+        let lo = lo.0.max(base);
+        let hi = hi.0.min(self.last_index().0);
+        let (a, b) = if lo > hi {
+            (0, 0)
+        } else {
+            ((lo - base) as usize, (hi - base + 1) as usize)
+        };
+        self.entries.range(a..b)
+    }
+
+    /// Append one entry at `last_index + 1`.
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index().next());
+        debug_assert!(entry.epoch >= Epoch(self.last_term().0));
+        if entry.kind == EntryKind::Config
+            && let Some(m) = entry.membership()
+        {
+            self.configs.push((entry.index, m));
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Discard entries at `from` and above (never at or below the snapshot).
+    pub fn truncate_from(&mut self, from: LogIndex) {
+        debug_assert!(from > self.snapshot.index);
+        let keep = (from.0 - self.snapshot.index.0 - 1) as usize;
+        self.entries.truncate(keep);
+        self.configs.retain(|(i, _)| *i < from);
+    }
+
+    /// Make `meta` the snapshot: entries through `meta.index` are dropped; if the log does
+    /// not hold `meta.index` with `meta.epoch`, the whole log is dropped.
+    pub fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        let keep = self
+            .entry(meta.index)
+            .is_some_and(|e| e.epoch == meta.epoch);
+        if keep {
+            let drop = (meta.index.0 - self.snapshot.index.0) as usize;
+            self.entries.drain(..drop);
+            self.configs.retain(|(i, _)| *i > meta.index);
+        } else {
+            self.entries.clear();
+            self.configs.clear();
+        }
+        self.snapshot = meta;
+        self.snapshot_data = data;
+    }
+
+    /// The membership in force with the whole log: the latest configuration entry, or the
+    /// snapshot's.
+    pub fn membership(&self) -> (&Membership, LogIndex) {
+        match self.configs.last() {
+            Some((i, m)) => (m, *i),
+            None => (&self.snapshot.membership, self.snapshot.index),
+        }
+    }
+
+    /// The membership in force at `index` (at or after the snapshot).
+    pub fn membership_at(&self, index: LogIndex) -> Membership {
+        self.configs
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map_or_else(|| self.snapshot.membership.clone(), |(_, m)| m.clone())
+    }
+
+    /// The first index of the run of entries with `term` that contains `index`, or the
+    /// log's first index.
+    pub fn first_index_of_term(&self, term: Term, index: LogIndex) -> LogIndex {
+        let upto = index
+            .0
+            .min(self.last_index().0)
+            .saturating_sub(self.snapshot.index.0) as usize;
+        let p = self
+            .entries
+            .partition_point(|e| e.epoch.0 < term.0)
+            .min(upto);
+        LogIndex(self.snapshot.index.0 + 1 + p as u64)
+    }
+
+    /// The last index whose entry has exactly `term`, if any.
+    pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        let p = self.entries.partition_point(|e| e.epoch.0 <= term.0);
+        if p == 0 {
+            return (self.snapshot.epoch.0 == term.0).then_some(self.snapshot.index);
+        }
+        let e = &self.entries[p - 1];
+        (e.epoch.0 == term.0).then_some(e.index)
+    }
+
+    /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this
+    /// one (§5.4.1).
+    pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    /// Total `size_bytes` of the entries in `(after, last]`.
+    pub fn bytes_after(&self, after: LogIndex) -> usize {
+        self.range(after.next(), self.last_index())
+            .map(Entry::size_bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsm_core::NodeId;
+
+    fn log_with_terms(terms: &[u64]) -> RaftLog {
+        let mut log = RaftLog::new(SnapshotMeta::default(), Bytes::new());
+        for (i, t) in terms.iter().enumerate() {
+            log.push(Entry::noop(LogIndex(i as u64 + 1), Epoch(*t)));
+        }
+        log
+    }
+
+    #[test]
+    fn term_lookups_by_binary_search() {
+        let log = log_with_terms(&[1, 1, 2, 2, 2, 4]);
+        assert_eq!(log.first_index_of_term(Term(2), LogIndex(5)), LogIndex(3));
+        assert_eq!(log.first_index_of_term(Term(1), LogIndex(2)), LogIndex(1));
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(5)));
+        assert_eq!(log.last_index_of_term(Term(3)), None);
+        assert_eq!(log.last_index_of_term(Term(4)), Some(LogIndex(6)));
+    }
+
+    #[test]
+    fn truncation_forgets_configuration_entries() {
+        let mut log = log_with_terms(&[1]);
+        let m = Membership::new([NodeId(1), NodeId(2)]);
+        log.push(Entry::config(LogIndex(2), Epoch(1), &m));
+        assert_eq!(log.membership().1, LogIndex(2));
+        log.truncate_from(LogIndex(2));
+        assert_eq!(log.membership().1, LogIndex(0));
+        assert_eq!(log.last_index(), LogIndex(1));
+    }
+
+    #[test]
+    fn snapshot_keeps_a_matching_suffix_only() {
+        let mut log = log_with_terms(&[1, 1, 2]);
+        let meta = SnapshotMeta {
+            index: LogIndex(2),
+            epoch: Epoch(1),
+            membership: Membership::default(),
+        };
+        log.install_snapshot(meta, Bytes::new());
+        assert_eq!(log.first_index(), LogIndex(3));
+        assert_eq!(log.last_index(), LogIndex(3));
+        let meta = SnapshotMeta {
+            index: LogIndex(3),
+            epoch: Epoch(5),
+            membership: Membership::default(),
+        };
+        log.install_snapshot(meta, Bytes::new());
+        assert_eq!(log.last_index(), LogIndex(3));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(5)));
+        assert_eq!(log.term_at(LogIndex(2)), None);
+    }
+}

@@ -1,0 +1,413 @@
+//! Log replication (§5.3) and commitment (§5.4.2): proposals, batching, pipelined
+//! AppendEntries with per-follower flow control, heartbeats and fast backtracking.
+
+use bytes::Bytes;
+use rsm_core::{
+    ENTRY_HEADER_BYTES, Effect, Entry, Epoch, LogIndex, NodeId, Persist, RejectReason, RequestId,
+    Term,
+};
+
+use super::progress::ProgressState;
+use super::{Out, Raft, RaftMessage, State};
+
+impl Raft {
+    /// A client proposal. Returns whether the batch should be written and sent now: it is
+    /// when the leader has no write in flight (nothing to wait for, so waiting would only
+    /// add latency) or the batch is full; otherwise it joins the batch that leaves when
+    /// the write in flight completes.
+    pub(super) fn propose(&mut self, req: RequestId, command: Bytes, out: &mut Out) -> bool {
+        let reason = if self.state != State::Leader {
+            Some(self.not_leader_reason())
+        } else if let Some(t) = self.transfer {
+            Some(RejectReason::TransferInProgress { target: t.target })
+        } else if command.len() > self.cfg.proposal_bytes_max {
+            Some(RejectReason::TooLarge {
+                bytes: command.len(),
+                limit_bytes: self.cfg.proposal_bytes_max,
+            })
+        } else if self.uncommitted_bytes > 0
+            && self.uncommitted_bytes + command.len() + ENTRY_HEADER_BYTES
+                > self.cfg.uncommitted_bytes_max
+        {
+            Some(RejectReason::Busy)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.push(Effect::Reject { req, reason });
+            return false;
+        }
+        let index = self.log.last_index().next();
+        let epoch = Epoch(self.term.0);
+        let entry = Entry::command(index, epoch, command);
+        let size = entry.size_bytes();
+        self.log.push(entry);
+        self.uncommitted_bytes += size;
+        self.unflushed_bytes += size;
+        out.push(Effect::Proposed { req, index, epoch });
+        let idle = self.stable_index.next() >= self.unflushed;
+        let batched = (index.0 + 1 - self.unflushed.0) as usize;
+        idle || batched >= self.cfg.batch_entries_max
+            || self.unflushed_bytes >= self.cfg.batch_bytes_max
+    }
+
+    /// Send the unflushed batch to every follower, then write it. The sends come first:
+    /// a leader may replicate before its own write, since it counts itself only once
+    /// `Persisted` says the write is durable.
+    pub(super) fn flush(&mut self, out: &mut Out) {
+        if self.unflushed > self.log.last_index() {
+            return;
+        }
+        for i in 0..self.progress.len() {
+            self.send_append(i, out);
+        }
+        self.persist_unflushed(out);
+    }
+
+    pub(super) fn persist_unflushed(&mut self, out: &mut Out) {
+        let last = self.log.last_index();
+        if self.unflushed > last {
+            return;
+        }
+        let mut entries = Vec::with_capacity((last.0 + 1 - self.unflushed.0) as usize);
+        entries.extend(self.log.range(self.unflushed, last).cloned());
+        self.unflushed = last.next();
+        self.unflushed_bytes = 0;
+        self.persist_log(Persist::Append { entries }, out);
+    }
+
+    /// Send follower `i` whatever its progress state allows: one probe, a window of
+    /// pipelined appends, or a snapshot chunk when its next entry was compacted away.
+    pub(super) fn send_append(&mut self, i: usize, out: &mut Out) {
+        loop {
+            let pr = &self.progress[i];
+            if pr.state == ProgressState::Snapshot {
+                self.send_snapshot_chunk(i, out);
+                return;
+            }
+            if !pr.can_send(self.cfg.inflight_msgs_max, self.cfg.inflight_bytes_max) {
+                return;
+            }
+            let last = self.log.last_index();
+            if pr.state == ProgressState::Replicate && pr.next_index > last {
+                return;
+            }
+            let prev_index = pr.next_index.prev();
+            let Some(prev_term) = self.log.term_at(prev_index) else {
+                let (meta, data) = (self.log.snapshot.clone(), self.log.snapshot_data.clone());
+                self.progress[i].become_snapshot(meta, data);
+                continue;
+            };
+            let want = (last.0 + 1).saturating_sub(pr.next_index.0) as usize;
+            let mut entries = Vec::with_capacity(want.min(self.cfg.msg_entries_max));
+            let mut bytes = 0;
+            for e in self.log.range(pr.next_index, last) {
+                let size = e.size_bytes();
+                if !entries.is_empty()
+                    && (bytes + size > self.cfg.msg_bytes_max
+                        || entries.len() >= self.cfg.msg_entries_max)
+                {
+                    break;
+                }
+                bytes += size;
+                entries.push(e.clone());
+            }
+            let sent_through = LogIndex(prev_index.0 + entries.len() as u64);
+            let to = pr.id;
+            let msg = RaftMessage::AppendEntries {
+                term: self.term,
+                prev_index,
+                prev_term,
+                entries,
+                commit: self.commit,
+            };
+            let pr = &mut self.progress[i];
+            pr.sent(sent_through, bytes);
+            let pipelined = pr.state == ProgressState::Replicate;
+            out.push(Effect::Send { to, msg });
+            if !pipelined {
+                return;
+            }
+        }
+    }
+
+    /// §5.3: accept entries that follow a matching `prev_index`, truncating a conflicting
+    /// suffix first; refuse otherwise, with a hint for fast backtracking.
+    pub(super) fn handle_append_entries(
+        &mut self,
+        from: NodeId,
+        mut prev_index: LogIndex,
+        mut prev_term: Term,
+        mut entries: Vec<Entry>,
+        leader_commit: LogIndex,
+        out: &mut Out,
+    ) {
+        let well_formed = entries
+            .iter()
+            .enumerate()
+            .all(|(k, e)| e.index.0 == prev_index.0 + 1 + k as u64 && e.epoch.0 <= self.term.0)
+            && entries.windows(2).all(|w| w[0].epoch <= w[1].epoch)
+            && entries.first().is_none_or(|e| e.epoch.0 >= prev_term.0);
+        if !well_formed {
+            return;
+        }
+        let last_new = LogIndex(prev_index.0 + entries.len() as u64);
+        // Entries at or below the commit index are already here and match (§5.4.1's
+        // leader completeness): skip them, so that nothing below a snapshot is looked up.
+        if prev_index < self.commit {
+            let skip = (self.commit.0 - prev_index.0) as usize;
+            if skip >= entries.len() {
+                self.reply_append(from, true, self.commit, LogIndex(0), None, out);
+                return;
+            }
+            entries.drain(..skip);
+            prev_index = self.commit;
+            prev_term = self.log.term_at(self.commit).unwrap_or_default();
+        }
+        match self.log.term_at(prev_index) {
+            Some(t) if t == prev_term => {}
+            Some(t) => {
+                let hint = self
+                    .log
+                    .first_index_of_term(t, prev_index)
+                    .max(self.commit.next());
+                self.reply_append(from, false, prev_index, hint, Some(t), out);
+                return;
+            }
+            None => {
+                let hint = self.log.last_index().next();
+                self.reply_append(from, false, prev_index, hint, None, out);
+                return;
+            }
+        }
+        let conflict = entries
+            .iter()
+            .position(|e| self.log.term_at(e.index).is_none_or(|t| t.0 != e.epoch.0));
+        if let Some(k) = conflict {
+            let first = entries[k].index;
+            if first <= self.commit {
+                // A committed entry never changes; a leader asking for it is bogus.
+                debug_assert!(false, "leader overwrites committed entry {first}");
+                return;
+            }
+            if first <= self.log.last_index() {
+                self.log.truncate_from(first);
+                self.forget_stable_after(first.prev());
+            }
+            let fresh = if k == 0 {
+                entries
+            } else {
+                entries.drain(..k);
+                entries
+            };
+            for e in &fresh {
+                self.log.push(e.clone());
+            }
+            self.persist_log(Persist::Append { entries: fresh }, out);
+        }
+        let commit = leader_commit.min(last_new);
+        if commit > self.commit {
+            self.commit = commit;
+        }
+        self.reply_append(from, true, last_new, LogIndex(0), None, out);
+    }
+
+    fn reply_append(
+        &self,
+        to: NodeId,
+        success: bool,
+        index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Option<Term>,
+        out: &mut Out,
+    ) {
+        let msg = RaftMessage::AppendEntriesResponse {
+            term: self.term,
+            success,
+            index,
+            hint_index,
+            hint_term,
+        };
+        self.send(to, msg, out);
+    }
+
+    pub(super) fn progress_index(&self, id: NodeId) -> Option<usize> {
+        if self.state != State::Leader {
+            return None;
+        }
+        self.progress.iter().position(|p| p.id == id)
+    }
+
+    pub(super) fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Option<Term>,
+        out: &mut Out,
+    ) {
+        let Some(i) = self.progress_index(from) else {
+            return;
+        };
+        // An acknowledgement beyond the log is bogus.
+        if index > self.log.last_index() {
+            return;
+        }
+        let pr = &mut self.progress[i];
+        pr.recent_active = true;
+        if success {
+            let advanced = pr.acknowledge(index);
+            let caught_up = match pr.state {
+                ProgressState::Probe => true,
+                ProgressState::Snapshot => pr
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| pr.match_index >= s.meta.index),
+                ProgressState::Replicate => false,
+            };
+            if caught_up {
+                pr.become_replicate();
+            }
+            if advanced {
+                self.maybe_commit(out);
+            }
+            // Committing may change the membership, and with it the progress table.
+            let Some(i) = self.progress_index(from) else {
+                return;
+            };
+            self.maybe_send_timeout_now(i, out);
+            self.send_append(i, out);
+        } else {
+            // A refusal of anything at or below the match index, or of an index other
+            // than the one probed, answers an older message.
+            let stale = match pr.state {
+                ProgressState::Replicate => index <= pr.match_index,
+                ProgressState::Probe => index != pr.next_index.prev(),
+                ProgressState::Snapshot => true,
+            };
+            if stale {
+                return;
+            }
+            let next = match hint_term.and_then(|t| self.log.last_index_of_term(t)) {
+                Some(j) => j.next(),
+                None => hint_index,
+            };
+            let pr = &mut self.progress[i];
+            pr.become_probe();
+            pr.next_index = next.min(index).max(pr.match_index.next());
+            self.send_append(i, out);
+        }
+    }
+
+    /// Once per heartbeat interval: a follower that acknowledged nothing during the
+    /// whole interval while appends were in flight lost one, so its pipeline restarts
+    /// from its match index; probes and snapshot chunks are retried likewise.
+    pub(super) fn heartbeat_round(&mut self, out: &mut Out) {
+        for p in &mut self.progress {
+            if !p.acked_since_heartbeat {
+                match p.state {
+                    ProgressState::Replicate if p.has_inflight() => p.become_probe(),
+                    ProgressState::Probe => p.probe_sent = false,
+                    ProgressState::Snapshot => {
+                        if let Some(s) = &mut p.snapshot {
+                            s.chunk_sent = false;
+                        }
+                    }
+                    ProgressState::Replicate => {}
+                }
+            }
+            p.acked_since_heartbeat = false;
+        }
+        self.send_heartbeats(out);
+    }
+
+    pub(super) fn send_heartbeats(&mut self, out: &mut Out) {
+        for p in &self.progress {
+            let msg = RaftMessage::Heartbeat {
+                term: self.term,
+                // Never tell a follower to commit beyond what it is known to hold.
+                commit: self.commit.min(p.match_index),
+                read_round: self.read_round,
+                sent_tick: self.now,
+            };
+            out.push(Effect::Send { to: p.id, msg });
+        }
+    }
+
+    pub(super) fn handle_heartbeat(
+        &mut self,
+        from: NodeId,
+        commit: LogIndex,
+        read_round: u64,
+        sent_tick: u64,
+        out: &mut Out,
+    ) {
+        let commit = commit.min(self.log.last_index());
+        if commit > self.commit {
+            self.commit = commit;
+        }
+        let msg = RaftMessage::HeartbeatResponse {
+            term: self.term,
+            read_round,
+            sent_tick,
+        };
+        self.send(from, msg, out);
+    }
+
+    pub(super) fn handle_heartbeat_response(
+        &mut self,
+        from: NodeId,
+        read_round: u64,
+        sent_tick: u64,
+        out: &mut Out,
+    ) {
+        let Some(i) = self.progress_index(from) else {
+            return;
+        };
+        let pr = &mut self.progress[i];
+        pr.recent_active = true;
+        // Echoes of rounds or ticks from the future are bogus; believe only what was sent.
+        pr.read_round_acked = pr.read_round_acked.max(read_round.min(self.read_round));
+        pr.lease_tick_acked = pr.lease_tick_acked.max(sent_tick.min(self.now));
+        self.advance_reads(out);
+        self.send_append(i, out);
+    }
+
+    /// §5.3 and §5.4.2: commit the highest index a quorum holds, but only by counting
+    /// replicas of an entry of the current term. The leader counts its own log only
+    /// through the index its storage has made durable.
+    pub(super) fn maybe_commit(&mut self, out: &mut Out) {
+        if self.state != State::Leader {
+            return;
+        }
+        let me = self.id;
+        let own = self.stable_index;
+        let progress = &self.progress;
+        let q = self.log.membership().0.quorum_index(|id| {
+            if id == me {
+                own
+            } else {
+                progress
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map_or(LogIndex(0), |p| p.match_index)
+            }
+        });
+        if q <= self.commit || self.log.term_at(q) != Some(self.term) {
+            return;
+        }
+        let first_of_term = self.log.term_at(self.commit) != Some(self.term);
+        let freed = self
+            .log
+            .range(self.commit.next(), q)
+            .map(Entry::size_bytes)
+            .sum::<usize>();
+        self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        self.commit = q;
+        if first_of_term {
+            self.start_read_round(out);
+        }
+        self.on_commit_membership(out);
+    }
+}
