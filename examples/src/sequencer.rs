@@ -309,7 +309,7 @@ impl Sequencer {
         if self.is_leader() {
             self.claim_epoch(out);
         }
-        if self.is_leader() && self.ticks % self.cfg.heartbeat_ticks.max(1) == 0 {
+        if self.is_leader() && self.ticks.is_multiple_of(self.cfg.heartbeat_ticks.max(1)) {
             self.replicate(true, out);
         }
     }

@@ -45,6 +45,11 @@ fn sequencer_passes_every_seed_and_converges_after_heal() {
 }
 
 #[test]
+fn raft_passes_every_seed_and_converges_after_heal() {
+    passes_every_seed("raft", SAFE_SEEDS / 2);
+}
+
+#[test]
 fn elected_passes_every_seed_and_converges_after_heal() {
     passes_every_seed("elected", SAFE_SEEDS / 2);
 }
@@ -158,15 +163,16 @@ fn trace_is_written_as_json_lines_and_html() {
 }
 
 #[test]
-fn elected_serves_and_converges_with_only_a_quorum_healed() {
-    let p = protocol("elected");
+fn elected_and_raft_serve_and_converge_with_only_a_quorum_healed() {
     let opts = SimOptions {
         liveness_heal: LivenessHeal::Quorum,
         ..SimOptions::default()
     };
-    for seed in 0..40 {
-        let run = (p.run)(seed, &opts);
-        assert!(run.violation.is_none(), "{}", run.failure_report(p.name));
+    for p in [protocol("elected"), protocol("raft")] {
+        for seed in 0..40 {
+            let run = (p.run)(seed, &opts);
+            assert!(run.violation.is_none(), "{}", run.failure_report(p.name));
+        }
     }
 }
 

@@ -136,6 +136,8 @@ pub(crate) struct World<'a, R: Replica> {
     membership: (LogIndex, Membership),
     /// The nodes the liveness phase repaired (all of them unless it heals a quorum).
     healed: Vec<bool>,
+    /// Voter sets of the membership changes asked for, any of which may be in force.
+    requested_voters: Vec<std::collections::BTreeSet<NodeId>>,
     followups: VecDeque<(usize, Input<R::Message>)>,
     /// Snapshots taken during the current batch, handed back after its `Applied`.
     snapshots_taken: Vec<Input<R::Message>>,
@@ -169,6 +171,7 @@ where
             ids,
             membership: (LogIndex(0), initial.clone()),
             healed: vec![true; swarm.nodes],
+            requested_voters: Vec::new(),
             initial,
             network,
             clients,
@@ -1116,6 +1119,7 @@ where
         } else {
             voters.insert(pick);
         }
+        self.requested_voters.push(voters.clone());
         let target = Membership::new(voters);
         self.faults.add(FaultKind::Reconfigure);
         self.record(
@@ -1156,12 +1160,19 @@ where
             self.heal();
         }
         if self.opts.liveness_heal == LivenessHeal::Quorum {
-            let mut order: Vec<usize> = (0..self.nodes.len()).collect();
-            self.rng.shuffle(&mut order);
-            let quorum = self.nodes.len() / 2 + 1;
+            // A majority of every voter set that may be in force: the applied one (both
+            // halves if joint) and every change asked for, committed or not.
+            let applied = &self.membership.1;
+            let mut sets = vec![applied.voters.clone(), applied.outgoing.clone()];
+            sets.extend(self.requested_voters.iter().cloned());
             self.healed = vec![false; self.nodes.len()];
-            for &i in &order[..quorum] {
-                self.healed[i] = true;
+            for set in sets {
+                let mut order: Vec<NodeId> = set.into_iter().collect();
+                self.rng.shuffle(&mut order);
+                let majority = order.len() / 2 + 1;
+                for id in order.into_iter().take(majority) {
+                    self.healed[(id.0 - 1) as usize] = true;
+                }
             }
             let (inside, outside): (Vec<NodeId>, Vec<NodeId>) = self
                 .ids
@@ -1226,13 +1237,21 @@ where
         let applied: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("{}@{}", n.id, n.watch.applied))
+            .enumerate()
+            .map(|(i, n)| {
+                let state = match (&n.replica, self.healed[i]) {
+                    (None, _) => " down",
+                    (Some(_), false) => " cut off",
+                    (Some(_), true) => "",
+                };
+                format!("{}@{}{state}", n.id, n.watch.applied)
+            })
             .collect();
         violation(
             Invariant::Liveness,
             None,
             format!(
-                "no convergence within {} ticks of healing: pending ops [{}], applied [{}] of {}",
+                "no convergence within {} ticks of healing: pending ops [{}], applied [{}], highest {}",
                 self.opts.liveness_ticks_max,
                 pending.join(", "),
                 applied.join(" "),
