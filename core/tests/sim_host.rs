@@ -230,7 +230,7 @@ impl Replica for Pinger {
             return;
         }
         self.ticks += 1;
-        if self.ticks % 3 == 0 {
+        if self.ticks.is_multiple_of(3) {
             self.seq = self.seq.next();
             out.push(Effect::Persist {
                 seq: self.seq,
