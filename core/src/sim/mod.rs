@@ -16,13 +16,31 @@
 //! replicas must converge. Invariants ([`Invariant`]) are checked on every step; the
 //! first violation stops the run.
 //!
-//! Plugging a protocol in takes one function that builds a node's configuration:
+//! Plugging a protocol in takes one function that builds a node's configuration from its
+//! id, the initial membership and a seed for the automaton's own PRNG:
 //!
-//! ```ignore
-//! let result = rsm_core::sim::run::<MyReplica>(seed, &SimOptions::default(), &|id, membership, seed| {
-//!     MyConfig::new(id, membership.clone(), seed)
-//! });
-//! assert!(result.violation.is_none(), "{}", result.failure_report("my-protocol"));
+//! ```
+//! # use rsm_core::{Durable, Effect, Input, NodeId, RejectReason, Replica, RestoreError, Status};
+//! # /// A replica that refuses every request: enough to show the plumbing.
+//! # #[derive(Debug)]
+//! # struct Idle(NodeId);
+//! # impl Replica for Idle {
+//! #     type Message = ();
+//! #     type Config = NodeId;
+//! #     fn restore(id: NodeId, _: Durable) -> Result<Self, RestoreError> { Ok(Idle(id)) }
+//! #     fn step(&mut self, input: Input<()>, out: &mut Vec<Effect<()>>) {
+//! #         if let Input::Propose { req, .. } | Input::Read { req } = input {
+//! #             out.push(Effect::Reject { req, reason: RejectReason::NotLeader { hint: None } });
+//! #         }
+//! #     }
+//! #     fn status(&self) -> Status { Status { id: self.0, ..Status::default() } }
+//! # }
+//! use rsm_core::sim::{self, SimOptions};
+//!
+//! let opts = SimOptions { ops_per_client: 0, ..SimOptions::default() };
+//! let result = sim::run::<Idle>(7, &opts, &|id, _membership, _seed| id);
+//! assert!(result.violation.is_none(), "{}", result.failure_report("idle"));
+//! assert_eq!(sim::run::<Idle>(7, &opts, &|id, _, _| id).digest, result.digest);
 //! ```
 
 mod client;

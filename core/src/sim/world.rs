@@ -122,6 +122,8 @@ pub(crate) struct World<'a, R: Replica> {
     proposals: BTreeMap<(NodeId, LogIndex), RequestId>,
     /// Writes reported as definite failures: `(client, seq)`.
     failed_writes: Vec<(u64, u64)>,
+    /// Writes acknowledged to a client: `(client, seq)`.
+    acked_writes: Vec<(u64, u64)>,
     checker: Checker,
     history: History,
     stats: RunStats,
@@ -179,6 +181,7 @@ where
             next_req: 0,
             proposals: BTreeMap::new(),
             failed_writes: Vec::new(),
+            acked_writes: Vec::new(),
             checker: Checker::default(),
             history: History::new(),
             stats: RunStats {
@@ -989,7 +992,12 @@ where
             }
         }
         match outcome {
-            Outcome::Ok(_) => self.stats.ops_ok += 1,
+            Outcome::Ok(_) => {
+                self.stats.ops_ok += 1;
+                if op.call != Call::Read {
+                    self.acked_writes.push((client.id, op.seq));
+                }
+            }
             Outcome::Fail => {
                 self.stats.ops_fail += 1;
                 if op.call != Call::Read {
@@ -1272,6 +1280,26 @@ where
                         format!(
                             "state differs from {} at the same applied index {}",
                             self.ids[first], self.nodes[i].watch.applied
+                        ),
+                    ));
+                }
+            }
+        }
+        let converged_at = members
+            .first()
+            .map_or(LogIndex(0), |&i| self.nodes[i].watch.applied);
+        for &(client, seq) in &self.acked_writes {
+            self.checker.checks += 1;
+            match self.checker.executed_at(ClientId(client), seq) {
+                Some(at) if at <= converged_at => {}
+                found => {
+                    return Err(violation(
+                        Invariant::LostWrite,
+                        None,
+                        format!(
+                            "client {client} seq {seq} was acknowledged but is not in the log \
+                             the replicas converged on (found at {found:?}, converged at \
+                             {converged_at})"
                         ),
                     ));
                 }
