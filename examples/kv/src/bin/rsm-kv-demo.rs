@@ -133,7 +133,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
 
     // The restarted server must rejoin and catch up with the others.
     let caught_up = match killed {
-        Some((victim, _)) => catch_up(&cluster, victim).await,
+        Some((victim, _)) => catch_up(&cluster, victim, &recorder).await,
         None => None,
     };
 
@@ -174,10 +174,10 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 None => println!("  recovery         no write was acknowledged after the kill"),
             }
             match caught_up {
-                Some((index, after)) => println!(
-                    "  rejoin           {victim} caught up with its peers at index {} {} after its restart",
+                Some((index, at)) => println!(
+                    "  rejoin           {victim} had caught up with its peers at index {} {} after its restart",
                     index.get(),
-                    millis(after)
+                    millis(at - restarted.unwrap_or(at))
                 ),
                 None => println!("  rejoin           {victim} did not catch up within 30 s"),
             }
@@ -195,9 +195,13 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(linearizable && caught_up.is_some())
 }
 
-/// Wait until `victim` has applied as far as every other server; the index and how long
-/// after now it took.
-async fn catch_up(cluster: &LocalCluster, victim: NodeId) -> Option<(rsm_core::LogIndex, u64)> {
+/// Wait until `victim` has applied as far as every other server; the index and when, on
+/// the recorder's clock.
+async fn catch_up(
+    cluster: &LocalCluster,
+    victim: NodeId,
+    recorder: &Recorder,
+) -> Option<(rsm_core::LogIndex, u64)> {
     let started = std::time::Instant::now();
     while started.elapsed() < CATCH_UP_WAIT {
         let statuses = cluster.statuses(Duration::from_millis(500)).await;
@@ -206,7 +210,7 @@ async fn catch_up(cluster: &LocalCluster, victim: NodeId) -> Option<(rsm_core::L
             && let (Some(victim), Some(highest)) = (statuses.get(&victim), highest)
             && victim.applied == highest
         {
-            return Some((highest, started.elapsed().as_nanos() as u64));
+            return Some((highest, recorder.now()));
         }
         sleep(Duration::from_millis(50)).await;
     }
