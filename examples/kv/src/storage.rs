@@ -52,11 +52,11 @@ impl Storage for WalStorage {
     type Error = WalError;
 
     fn write(&mut self, op: &Persist) -> Result<(), WalError> {
-        self.wal.write(op)
+        Storage::write(&mut self.wal, op)
     }
 
     fn sync(&mut self) -> Result<(), WalError> {
-        self.wal.sync()?;
+        Storage::sync(&mut self.wal)?;
         self.counters.publish(self.wal.stats());
         Ok(())
     }
