@@ -3,8 +3,9 @@ CARGO ?= cargo
 SEEDS ?= 200
 
 .PHONY: test fmt-check clippy unit demo sim bench
+.PHONY: python
 
-test: fmt-check clippy unit
+test: fmt-check clippy unit python
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -17,3 +18,19 @@ unit:
 
 bench:
 	$(CARGO) bench --workspace
+
+# The Python module `rsm`: built in release mode into a virtual environment this target
+# creates (.venv), then tested with pytest and type-checked with mypy.
+VENV ?= .venv
+PYTHON ?= python3
+PY_TOOLS = "maturin==1.16.*" "pytest==9.*" "mypy==1.*"
+
+$(VENV)/.tools:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q $(PY_TOOLS)
+	touch $@
+
+python: $(VENV)/.tools
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q -m python/Cargo.toml
+	$(VENV)/bin/python -m pytest python/tests -q
+	cd python && ../$(VENV)/bin/mypy --strict tests examples
