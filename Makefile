@@ -33,4 +33,4 @@ $(VENV)/.tools:
 python: $(VENV)/.tools
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q -m python/Cargo.toml
 	$(VENV)/bin/python -m pytest python/tests -q
-	cd python && ../$(VENV)/bin/mypy --strict tests examples
+	cd python && ../$(VENV)/bin/mypy --strict tests examples bench
