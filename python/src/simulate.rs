@@ -215,8 +215,14 @@ fn plan_arg(
     keep_trace: bool,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Plan> {
+    let options = options_arg(options)?;
+    // Build one configuration now, so that bad options raise before anything runs.
+    let (id, m) = (NodeId(1), Membership::new([NodeId(1)]));
     let protocol = match protocol {
-        "raft" => "raft",
+        "raft" => {
+            config_for::<rsm_consensus::Raft>(id, &m, 0, &options)?;
+            "raft"
+        }
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown protocol {other:?}; available: {PROTOCOLS}"
@@ -247,9 +253,6 @@ fn plan_arg(
         history_check: bool_arg(check_linearizability, "check_linearizability")?
             .then_some(linearizability as fn(&History) -> Result<(), String>),
     };
-    let options = options_arg(options)?;
-    // Build one configuration now, so that bad options raise before anything runs.
-    config_for::<rsm_consensus::Raft>(NodeId(1), &Membership::new([NodeId(1)]), 0, &options)?;
     Ok(Plan {
         protocol,
         faults: fault_plan_arg(faults)?,

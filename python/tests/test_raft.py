@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import rsm
+from gil import progress_during
 from harness import Cluster
 
 
@@ -291,3 +292,12 @@ def test_membership_change_commits_a_config_entry() -> None:
     assert status.membership == rsm.Membership([1, 2])
     assert status.membership != target
     assert 3 not in status.membership and 1 in status.membership
+
+
+def test_step_many_releases_the_gil() -> None:
+    raft = rsm.Raft(1, [1, 2, 3], seed=1, election_ticks_min=10**9, election_ticks_max=10**9 + 1)
+    batch = [rsm.Tick()] * 1_000_000
+    assert progress_during(lambda: raft.step_many(batch)) > 0
+    # Single steps keep the GIL: releasing it would cost more than the step.
+    assert progress_during(lambda: [raft.step(rsm.Tick()) for _ in range(10_000)]) == 0
+    assert raft.status().role == "follower"

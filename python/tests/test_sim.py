@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Final
 
 import pytest
 
 import rsm
+from gil import progress_during
 
 
 def test_simulate_a_range_of_swarm_seeds_reports_no_violation() -> None:
@@ -105,20 +105,13 @@ def test_simulator_arguments_are_checked() -> None:
 
 
 def test_simulate_releases_the_gil() -> None:
-    # While the simulator runs in another thread, this thread keeps executing Python.
-    done = threading.Event()
-    progress_during_run = 0
-
-    def work() -> None:
-        rsm.simulate("raft", range(0, 40))
-        done.set()
-
-    t = threading.Thread(target=work)
-    t.start()
-    while not done.is_set():
-        progress_during_run += 1
-    t.join()
-    assert progress_during_run > 1000
+    assert progress_during(lambda: rsm.simulate("raft", range(0, 20))) > 0
+    assert progress_during(lambda: rsm.run_seed(3)) > 0
+    # Long enough that the checker is still searching when the spinner wakes up.
+    history = [
+        rsm.Operation(i % 4, i % 8, "write", 2 * i, 2 * i + 3, value=i) for i in range(100_000)
+    ]
+    assert progress_during(lambda: rsm.check(history)) > 0
 
 
 W: Final = "write"
