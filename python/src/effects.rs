@@ -24,8 +24,11 @@ pub(crate) struct Send {
 
 value_methods!(Send, [to, msg], {
     #[new]
-    fn new(to: u64, msg: Bytes) -> Self {
-        Self { to, msg }
+    fn new(to: &Bound<'_, PyAny>, msg: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            to: crate::args::u64_arg(to, "to")?,
+            msg: crate::inputs::bytes_arg(msg, "msg")?,
+        })
     }
 
     /// The recipient.

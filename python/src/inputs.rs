@@ -14,7 +14,7 @@ use crate::args::{type_name, u64_arg};
 use crate::values::{Membership, SnapshotMeta, value_methods};
 
 /// Bytes from a Python `bytes` (borrowed, not copied) or any other buffer (copied).
-fn bytes_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Bytes> {
+pub(crate) fn bytes_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Bytes> {
     if let Ok(b) = value.extract::<Bytes>() {
         return Ok(b);
     }

@@ -62,6 +62,10 @@ def test_membership_and_snapshot_meta() -> None:
         rsm.Membership(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         rsm.Membership([1, -2])
+    with pytest.raises(ValueError, match="`to` must be between"):
+        rsm.Send(-1, b"")
+    with pytest.raises(TypeError, match="`msg` must be bytes"):
+        rsm.Send(1, [1, 2])  # type: ignore[arg-type]
 
 
 def test_status_reads_like_the_rust_status() -> None:
