@@ -2,9 +2,9 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy unit demo sim bench loom
+.PHONY: test fmt-check clippy unit demo sim bench loom python
 
-test: fmt-check clippy unit loom
+test: fmt-check clippy unit loom python
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -33,3 +33,17 @@ sim:
 # killed and restarted half-way, a report with latencies and the linearizability verdict.
 demo:
 	$(CARGO) run --release -p rsm-kv --bin rsm-kv-demo
+
+# The Python module `rsm`: built in release mode into a virtual environment this target
+# creates (.venv), then tested with pytest and type-checked with mypy.
+VENV ?= .venv
+PYTHON ?= python3
+PY_TOOLS = "maturin==1.16.*" "pytest==9.*" "mypy==1.*"
+$(VENV)/.tools:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q $(PY_TOOLS)
+	touch $@
+python: $(VENV)/.tools
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q -m python/Cargo.toml
+	$(VENV)/bin/python -m pytest python/tests -q
+	cd python && ../$(VENV)/bin/mypy --strict tests examples bench

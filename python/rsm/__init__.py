@@ -1,0 +1,114 @@
+"""rsm: replicated state machines from Python.
+
+Drive rsm's deterministic consensus automata (``rsm.Raft``), its fault-injecting
+simulator (``rsm.simulate``, ``rsm.run_seed``) and its linearizability checker
+(``rsm.check``) without writing Rust.
+
+An automaton never touches a socket, a file or a clock. Feed it inputs (``Tick``,
+``Receive``, ``Propose``, ``Read``, ``Persisted``, ``Applied``, ...) with ``step`` or
+``step_many`` and execute the effects it returns (``Send``, ``Persist``, ``Apply``,
+``Proposed``, ``ReadReady``, ``Reject``, ...) in order. Messages are opaque ``bytes``:
+ship a ``Send``'s ``msg`` over any network and hand it to the peer as
+``Receive(sender, msg)``. The one host rule: a ``Send`` that follows a ``Persist``
+leaves only after that write is durable, reported with ``Persisted(through=seq)``.
+
+Keep what a replica made durable in a ``Durable`` (apply each ``Persist`` to it) and
+rebuild the replica after a restart with ``Raft.restore(durable, id, members, ...)``.
+
+A Rust panic inside a replica raises ``PanicException`` and poisons that replica: every
+later call raises ``PoisonedError`` until it is rebuilt with ``restore``.
+"""
+
+from typing import Union
+
+from rsm._rsm import (
+    Applied,
+    Apply,
+    Durable,
+    Entry,
+    HardState,
+    InstallSnapshot,
+    Membership,
+    Operation,
+    PanicException,
+    Persist,
+    Persisted,
+    PoisonedError,
+    Propose,
+    Proposed,
+    Raft,
+    Read,
+    ReadReady,
+    Receive,
+    Reconfigure,
+    Reject,
+    Report,
+    RoleChanged,
+    RunResult,
+    RunStats,
+    Send,
+    Snapshot,
+    SnapshotMeta,
+    Status,
+    TakeSnapshot,
+    Tick,
+    TransferLeadership,
+    Verdict,
+    Violation,
+    __version__,
+    check,
+    run_seed,
+    simulate,
+)
+
+Input = Union[
+    Tick, Receive, Propose, Read, Persisted, Applied, Snapshot, Reconfigure, TransferLeadership
+]
+"""Anything ``step`` accepts."""
+
+Effect = Union[
+    Send, Persist, Apply, Proposed, ReadReady, Reject, TakeSnapshot, InstallSnapshot, RoleChanged
+]
+"""Anything ``step`` returns."""
+
+__all__ = [
+    "Effect",
+    "Input",
+    "Applied",
+    "Apply",
+    "Durable",
+    "Entry",
+    "HardState",
+    "InstallSnapshot",
+    "Membership",
+    "Operation",
+    "PanicException",
+    "Persist",
+    "Persisted",
+    "PoisonedError",
+    "Propose",
+    "Proposed",
+    "Raft",
+    "Read",
+    "ReadReady",
+    "Receive",
+    "Reconfigure",
+    "Reject",
+    "Report",
+    "RoleChanged",
+    "RunResult",
+    "RunStats",
+    "Send",
+    "Snapshot",
+    "SnapshotMeta",
+    "Status",
+    "TakeSnapshot",
+    "Tick",
+    "TransferLeadership",
+    "Verdict",
+    "Violation",
+    "__version__",
+    "check",
+    "run_seed",
+    "simulate",
+]

@@ -1,0 +1,626 @@
+"""Type stubs for the native extension ``rsm._rsm`` (re-exported by ``rsm``)."""
+
+from typing import Iterable, Literal, Mapping, Optional, Tuple, Union, final
+
+__version__: str
+
+Role = Literal[
+    "follower", "pre_candidate", "candidate", "leader", "learner", "recovering", "removed"
+]
+EntryKind = Literal["command", "noop", "config"]
+PersistKind = Literal["append", "truncate", "hard_state", "snapshot", "compact"]
+RejectReason = Literal[
+    "not_leader",
+    "transfer_in_progress",
+    "too_large",
+    "busy",
+    "removed",
+    "config_change_in_progress",
+    "invalid_config",
+    "unsupported",
+    "leadership_lost",
+]
+CallKind = Literal["read", "write", "cas"]
+OutcomeKind = Literal["ok", "fail", "indeterminate"]
+VerdictKind = Literal["linearizable", "not_linearizable", "malformed", "inconclusive"]
+
+class PanicException(BaseException):
+    """A Rust panic crossed into Python. A replica that panicked is poisoned."""
+
+class PoisonedError(RuntimeError):
+    """The replica panicked earlier and was discarded; rebuild it with ``restore``."""
+
+# Values ---------------------------------------------------------------------------------
+
+@final
+class Membership:
+    """Who belongs to the cluster: voters, learners and (during a joint change) the
+    outgoing voters."""
+
+    __match_args__ = ("voters", "learners", "outgoing")
+    def __init__(
+        self,
+        voters: Iterable[int],
+        learners: Optional[Iterable[int]] = None,
+        outgoing: Optional[Iterable[int]] = None,
+    ) -> None: ...
+    @property
+    def voters(self) -> list[int]: ...
+    @property
+    def learners(self) -> list[int]: ...
+    @property
+    def outgoing(self) -> list[int]: ...
+    @property
+    def is_joint(self) -> bool: ...
+    def __contains__(self, id: int) -> bool: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Entry:
+    """One log entry."""
+
+    __match_args__ = ("index", "epoch", "kind", "payload")
+    @property
+    def index(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def kind(self) -> EntryKind: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def membership(self) -> Optional[Membership]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class SnapshotMeta:
+    """The log prefix a snapshot replaces."""
+
+    __match_args__ = ("index", "epoch", "membership")
+    def __init__(self, index: int, epoch: int, membership: Membership) -> None: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def membership(self) -> Membership: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class HardState:
+    """The durable epoch, vote and commit hint."""
+
+    __match_args__ = ("epoch", "vote", "commit")
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def vote(self) -> Optional[int]: ...
+    @property
+    def commit(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Status:
+    """A replica's externally visible state."""
+
+    __match_args__ = (
+        "id", "role", "epoch", "leader", "commit", "applied", "last_index", "membership"
+    )
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def leader(self) -> Optional[int]: ...
+    @property
+    def commit(self) -> int: ...
+    @property
+    def applied(self) -> int: ...
+    @property
+    def last_index(self) -> int: ...
+    @property
+    def membership(self) -> Membership: ...
+    def __eq__(self, other: object) -> bool: ...
+
+# Inputs ---------------------------------------------------------------------------------
+
+@final
+class Tick:
+    """One logical clock tick."""
+
+    __match_args__ = ()
+    def __init__(self) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Receive:
+    """A message (the bytes of a peer's ``Send.msg``) from replica ``sender``."""
+
+    __match_args__ = ("sender", "msg")
+    def __init__(self, sender: int, msg: bytes) -> None: ...
+    @property
+    def sender(self) -> int: ...
+    @property
+    def msg(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Propose:
+    """A client command to replicate."""
+
+    __match_args__ = ("req", "command")
+    def __init__(self, req: int, command: bytes) -> None: ...
+    @property
+    def req(self) -> int: ...
+    @property
+    def command(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Read:
+    """A linearizable read barrier."""
+
+    __match_args__ = ("req",)
+    def __init__(self, req: int) -> None: ...
+    @property
+    def req(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Persisted:
+    """Every ``Persist`` numbered ``<= through`` is durable."""
+
+    __match_args__ = ("through",)
+    def __init__(self, through: int) -> None: ...
+    @property
+    def through(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Applied:
+    """The state machine applied every entry through ``through``."""
+
+    __match_args__ = ("through",)
+    def __init__(self, through: int) -> None: ...
+    @property
+    def through(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Snapshot:
+    """The snapshot a ``TakeSnapshot`` effect asked for."""
+
+    __match_args__ = ("meta", "data")
+    def __init__(self, meta: SnapshotMeta, data: bytes) -> None: ...
+    @property
+    def meta(self) -> SnapshotMeta: ...
+    @property
+    def data(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class Reconfigure:
+    """Change the membership."""
+
+    __match_args__ = ("req", "membership")
+    def __init__(self, req: int, membership: Union[Membership, Iterable[int]]) -> None: ...
+    @property
+    def req(self) -> int: ...
+    @property
+    def membership(self) -> Membership: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class TransferLeadership:
+    """Hand leadership to replica ``to``."""
+
+    __match_args__ = ("to",)
+    def __init__(self, to: int) -> None: ...
+    @property
+    def to(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+Input = Union[
+    Tick, Receive, Propose, Read, Persisted, Applied, Snapshot, Reconfigure, TransferLeadership
+]
+
+# Effects --------------------------------------------------------------------------------
+
+@final
+class Send:
+    """Send ``msg`` (opaque bytes) to replica ``to``."""
+
+    __match_args__ = ("to", "msg")
+    def __init__(self, to: int, msg: bytes) -> None: ...
+    @property
+    def to(self) -> int: ...
+    @property
+    def msg(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Persist:
+    """Make one write durable, then report ``Persisted(through=seq)``."""
+
+    __match_args__ = ("seq", "kind")
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> PersistKind: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def entries(self) -> list[Entry]: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class Apply:
+    """Apply these committed entries, in order."""
+
+    __match_args__ = ("entries",)
+    @property
+    def entries(self) -> list[Entry]: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class Proposed:
+    """A proposal was appended at ``index`` in ``epoch``."""
+
+    __match_args__ = ("req", "index", "epoch")
+    @property
+    def req(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class ReadReady:
+    """A read may be served after applying through ``index``."""
+
+    __match_args__ = ("req", "index")
+    @property
+    def req(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Reject:
+    """A request was refused."""
+
+    __match_args__ = ("req", "reason", "definite", "leader")
+    @property
+    def req(self) -> int: ...
+    @property
+    def reason(self) -> RejectReason: ...
+    @property
+    def definite(self) -> bool: ...
+    @property
+    def leader(self) -> Optional[int]: ...
+    @property
+    def detail(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class TakeSnapshot:
+    """Take a snapshot of the state machine at ``through``."""
+
+    __match_args__ = ("through",)
+    @property
+    def through(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class InstallSnapshot:
+    """Replace the state machine's state with this snapshot."""
+
+    __match_args__ = ("meta", "data")
+    @property
+    def meta(self) -> SnapshotMeta: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def membership(self) -> Membership: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class RoleChanged:
+    """The replica's role, epoch or known leader changed."""
+
+    __match_args__ = ("role", "epoch", "leader")
+    @property
+    def role(self) -> Role: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def leader(self) -> Optional[int]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+Effect = Union[
+    Send,
+    Persist,
+    Apply,
+    Proposed,
+    ReadReady,
+    Reject,
+    TakeSnapshot,
+    InstallSnapshot,
+    RoleChanged,
+]
+
+# Durable state ----------------------------------------------------------------------------
+
+@final
+class Durable:
+    """A replica's durable image; apply every ``Persist`` to it in order."""
+
+    __match_args__ = ("hard_state", "snapshot_index", "last_index")
+    def __init__(self) -> None: ...
+    def apply(self, write: Union[Persist, bytes]) -> None: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Durable: ...
+    @property
+    def hard_state(self) -> HardState: ...
+    @property
+    def entries(self) -> list[Entry]: ...
+    @property
+    def snapshot(self) -> Optional[Tuple[SnapshotMeta, bytes]]: ...
+    @property
+    def snapshot_index(self) -> int: ...
+    @property
+    def last_index(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+
+# Protocols ------------------------------------------------------------------------------
+
+@final
+class Raft:
+    """A Raft replica: a deterministic automaton with no I/O of its own."""
+
+    def __init__(
+        self,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: int = 0,
+        election_ticks_min: int = ...,
+        election_ticks_max: int = ...,
+        heartbeat_ticks: int = ...,
+        pre_vote: bool = ...,
+        check_quorum: bool = ...,
+        lease_reads: bool = ...,
+        lease_drift_ticks: int = ...,
+        priority: int = ...,
+        proposal_bytes_max: int = ...,
+        uncommitted_bytes_max: int = ...,
+        batch_entries_max: int = ...,
+        batch_bytes_max: int = ...,
+        msg_bytes_max: int = ...,
+        msg_entries_max: int = ...,
+        inflight_msgs_max: int = ...,
+        inflight_bytes_max: int = ...,
+        apply_batch_entries_max: int = ...,
+        apply_lag_entries_max: int = ...,
+        snapshot_entries_threshold: int = ...,
+        snapshot_chunk_bytes: int = ...,
+        snapshot_bytes_max: int = ...,
+        reads_pending_max: int = ...,
+    ) -> None: ...
+    @staticmethod
+    def restore(
+        durable: Durable,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: int = 0,
+        **options: Union[int, bool],
+    ) -> Raft: ...
+    def step(self, input: Input) -> list[Effect]: ...
+    def step_many(self, inputs: Iterable[Input]) -> list[Effect]: ...
+    def status(self) -> Status: ...
+    @property
+    def id(self) -> int: ...
+    def _panic_for_test(self, message: str) -> None: ...
+
+# Checker --------------------------------------------------------------------------------
+
+@final
+class Operation:
+    """One client operation on a key-value register, with its interval."""
+
+    __match_args__ = (
+        "client", "key", "call", "value", "expected", "new", "swapped", "invoke",
+        "complete", "outcome",
+    )
+    def __init__(
+        self,
+        client: int,
+        key: int,
+        call: CallKind,
+        invoke: int,
+        complete: Optional[int],
+        *,
+        value: Optional[int] = None,
+        expected: Optional[int] = None,
+        new: Optional[int] = None,
+        swapped: Optional[bool] = None,
+        outcome: OutcomeKind = "ok",
+    ) -> None: ...
+    @property
+    def client(self) -> int: ...
+    @property
+    def key(self) -> int: ...
+    @property
+    def call(self) -> CallKind: ...
+    @property
+    def value(self) -> Optional[int]: ...
+    @property
+    def expected(self) -> Optional[int]: ...
+    @property
+    def new(self) -> Optional[int]: ...
+    @property
+    def swapped(self) -> Optional[bool]: ...
+    @property
+    def invoke(self) -> int: ...
+    @property
+    def complete(self) -> int: ...
+    @property
+    def outcome(self) -> OutcomeKind: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Verdict:
+    """The checker's answer; true only when linearizable."""
+
+    __match_args__ = ("kind", "key", "ops")
+    @property
+    def kind(self) -> VerdictKind: ...
+    @property
+    def linearizable(self) -> bool: ...
+    @property
+    def key(self) -> Optional[int]: ...
+    @property
+    def ops(self) -> list[Operation]: ...
+    def __bool__(self) -> bool: ...
+
+def check(history: Iterable[Operation]) -> Verdict:
+    """Check a history for linearizability (per key, register model)."""
+
+# Simulator ------------------------------------------------------------------------------
+
+FaultSetting = Union[float, int, bool, str]
+Faults = Union[Literal["swarm", "none"], Mapping[str, FaultSetting]]
+Seeds = Union[range, Tuple[int, int], Iterable[int]]
+
+@final
+class Violation:
+    """A violated invariant."""
+
+    __match_args__ = ("invariant", "node", "detail")
+    @property
+    def invariant(self) -> str: ...
+    @property
+    def node(self) -> Optional[int]: ...
+    @property
+    def detail(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class RunStats:
+    """What one run did, or the sums over many runs."""
+
+    __match_args__ = (
+        "ticks", "events", "elections", "ops_ok", "ops_fail", "ops_indeterminate"
+    )
+    @property
+    def ticks(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def faults(self) -> dict[str, int]: ...
+    @property
+    def elections(self) -> int: ...
+    @property
+    def ops_ok(self) -> int: ...
+    @property
+    def ops_fail(self) -> int: ...
+    @property
+    def ops_indeterminate(self) -> int: ...
+    @property
+    def checks(self) -> int: ...
+
+@final
+class Report:
+    """Figures aggregated over many seeds."""
+
+    __match_args__ = ("seeds", "totals", "violations")
+    @property
+    def seeds(self) -> int: ...
+    @property
+    def totals(self) -> RunStats: ...
+    @property
+    def violations(self) -> list[Tuple[int, str, str]]: ...
+    @property
+    def liveness_ticks(self) -> list[int]: ...
+    def liveness_percentile(self, p: int) -> Optional[int]: ...
+    def render(self, elapsed_secs: float = 0.0) -> str: ...
+
+@final
+class RunResult:
+    """Everything one seed produced."""
+
+    __match_args__ = ("seed", "nodes", "digest", "violation")
+    @property
+    def seed(self) -> int: ...
+    @property
+    def nodes(self) -> int: ...
+    @property
+    def clients(self) -> int: ...
+    @property
+    def digest(self) -> int: ...
+    @property
+    def stats(self) -> RunStats: ...
+    @property
+    def liveness_ticks(self) -> Optional[int]: ...
+    @property
+    def violation(self) -> Optional[Violation]: ...
+    @property
+    def tail(self) -> list[str]: ...
+    @property
+    def history(self) -> list[Operation]: ...
+    @property
+    def trace(self) -> list[str]: ...
+    def failure_report(self) -> str: ...
+
+def simulate(
+    protocol: Literal["raft"] = "raft",
+    seeds: Optional[Seeds] = None,
+    *,
+    faults: Optional[Faults] = None,
+    nodes: Optional[int] = None,
+    fault_ticks: Optional[int] = None,
+    liveness_ticks_max: Optional[int] = None,
+    ops_per_client: Optional[int] = None,
+    check_linearizability: Optional[bool] = None,
+    options: Optional[Mapping[str, Union[int, bool]]] = None,
+) -> Report:
+    """Run the simulator over many seeds (GIL released) and aggregate a report."""
+
+def run_seed(
+    seed: int,
+    protocol: Literal["raft"] = "raft",
+    *,
+    faults: Optional[Faults] = None,
+    nodes: Optional[int] = None,
+    fault_ticks: Optional[int] = None,
+    liveness_ticks_max: Optional[int] = None,
+    ops_per_client: Optional[int] = None,
+    check_linearizability: Optional[bool] = None,
+    keep_trace: bool = False,
+    options: Optional[Mapping[str, Union[int, bool]]] = None,
+) -> RunResult:
+    """Run one seed (GIL released); its figures, violation and history."""

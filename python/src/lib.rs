@@ -1,0 +1,49 @@
+//! rsm-python: the Python module `rsm`.
+//!
+//! It lets Python code drive rsm's deterministic automata, its simulator and its
+//! linearizability checker without writing Rust. The module never opens a socket, reads
+//! a clock or spawns a thread: a Python host owns the world, exactly as a Rust host would,
+//! and messages cross the boundary as opaque `bytes` (encoded with
+//! [`rsm_core::encode_body`]) so Python can ship them over any network.
+//!
+//! Read first: `host` (one generic wrapper that turns any [`rsm_core::Replica`] into a
+//! Python class, with panic poisoning and GIL-free batches), `inputs` and `effects` (the
+//! vocabulary as small frozen Python classes), and `simulate` (the simulator and checker
+//! entry points). Adding a protocol takes a [`host::Protocol`] impl and one
+//! `protocol_class!` line, as `raft` shows.
+//!
+//! The module is built by maturin (`python/pyproject.toml`); its behaviour is tested from
+//! Python by the pytest suite in `python/tests`.
+
+mod args;
+mod check;
+mod durable;
+mod effects;
+mod host;
+mod inputs;
+mod raft;
+mod simulate;
+mod values;
+
+use pyo3::prelude::*;
+
+/// Register every class and function of `rsm`. The Python package `rsm` re-exports them.
+#[pymodule]
+fn _rsm(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "PanicException",
+        py.get_type::<pyo3::panic::PanicException>(),
+    )?;
+    m.add("PoisonedError", py.get_type::<host::PoisonedError>())?;
+
+    values::register(m)?;
+    inputs::register(m)?;
+    effects::register(m)?;
+    durable::register(m)?;
+    raft::register(m)?;
+    check::register(m)?;
+    simulate::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+"""rsm.Raft from Python: elections, replication, batching, rejections, malformed input,
+panics and restart from durable state."""
+
+from __future__ import annotations
+
+import pytest
+
+import rsm
+from gil import progress_during
+from harness import Cluster
+
+
+def test_single_node_elects_itself_after_its_vote_is_durable() -> None:
+    raft = rsm.Raft(1, [1], seed=7)
+    assert raft.status().role == "follower"
+    persisted_first = None
+    for _ in range(100):
+        for e in raft.step(rsm.Tick()):
+            if isinstance(e, rsm.Persist):
+                assert raft.status().role != "leader", "leads before its vote is durable"
+                persisted_first = e.seq
+                raft.step(rsm.Persisted(e.seq))
+        if raft.status().role == "leader":
+            break
+    assert persisted_first is not None
+    status = raft.status()
+    assert status.role == "leader"
+    assert status.leader == 1
+    assert status.epoch >= 1
+    assert raft.id == 1
+
+
+def test_three_nodes_elect_one_leader_and_replicate_in_order() -> None:
+    c = Cluster(3, seed=11)
+    leader = c.elect()
+    commands = [f"set x {i}".encode() for i in range(10)]
+    for req, cmd in enumerate(commands, start=1):
+        c.propose(leader, req, cmd)
+    c.tick(5)
+    assert [type(a) for a in leader.answers] == [rsm.Proposed] * len(commands)
+    for node in c.nodes.values():
+        assert node.applied == commands
+        assert node.raft.status().leader == leader.id
+    epochs = {n.raft.status().epoch for n in c.nodes.values()}
+    assert len(epochs) == 1
+
+
+def test_messages_are_opaque_bytes_that_round_trip() -> None:
+    c = Cluster(3, seed=5)
+    c.elect()
+    leader = c.leader()
+    assert leader is not None
+    effects = leader.raft.step(rsm.Propose(1, b"payload"))
+    sends = [e for e in effects if isinstance(e, rsm.Send)]
+    assert sends, "a leader replicates a proposal"
+    assert all(isinstance(s.msg, bytes) and s.msg for s in sends)
+    # Equal values, equal hashes; the message decodes at the peer.
+    assert sends[0] == rsm.Send(sends[0].to, sends[0].msg)
+    assert hash(sends[0]) == hash(rsm.Send(sends[0].to, sends[0].msg))
+    peer = c.nodes[sends[0].to]
+    peer.raft.step(rsm.Receive(leader.id, sends[0].msg))
+
+
+def test_proposal_to_a_follower_is_a_definite_reject_effect_not_an_exception() -> None:
+    c = Cluster(3, seed=3)
+    leader = c.elect()
+    follower = next(n for n in c.nodes.values() if n is not leader)
+    effects = follower.raft.step(rsm.Propose(42, b"cmd"))
+    rejects = [e for e in effects if isinstance(e, rsm.Reject)]
+    assert len(rejects) == 1
+    r = rejects[0]
+    assert r.req == 42
+    assert r.reason == "not_leader"
+    assert r.definite is True
+    assert r.leader == leader.id
+    assert "leader" in r.detail
+
+
+def test_step_many_is_equivalent_to_single_steps() -> None:
+    inputs: list[rsm.Input] = [rsm.Tick() for _ in range(40)]
+    inputs.append(rsm.Persisted(1))
+    one = rsm.Raft(1, [1, 2, 3], seed=9)
+    many = rsm.Raft(1, [1, 2, 3], seed=9)
+    singly = [e for i in inputs for e in one.step(i)]
+    batched = many.step_many(inputs)
+    assert singly == batched
+    assert any(isinstance(e, rsm.Send) for e in batched), "the node campaigned"
+    assert one.status() == many.status()
+    assert many.step_many([]) == []
+    assert many.step_many(iter([rsm.Tick()])) == one.step(rsm.Tick())
+
+
+def test_same_seed_same_inputs_same_effects() -> None:
+    def run() -> list[rsm.Effect]:
+        raft = rsm.Raft(2, [1, 2, 3], seed=1234, election_ticks_min=5, election_ticks_max=9,
+                        heartbeat_ticks=1)
+        return raft.step_many([rsm.Tick()] * 30)
+
+    assert run() == run()
+
+
+def test_malformed_message_raises_value_error_and_changes_nothing() -> None:
+    c = Cluster(3, seed=21)
+    leader = c.elect()
+    node = next(n for n in c.nodes.values() if n is not leader)
+    before = node.raft.status()
+    with pytest.raises(ValueError, match="malformed message from node 9"):
+        node.raft.step(rsm.Receive(9, b"\xff\x00garbage"))
+    # A bad input in the middle of a batch: nothing of the batch is stepped.
+    with pytest.raises(ValueError):
+        node.raft.step_many([rsm.Tick(), rsm.Receive(leader.id, b""), rsm.Tick()])
+    assert node.raft.status() == before
+    # The replica still works.
+    c.tick(3)
+    assert c.leader() is leader
+
+
+def test_wrong_argument_types_and_values_raise_clear_errors() -> None:
+    raft = rsm.Raft(1, [1, 2, 3])
+    with pytest.raises(TypeError, match="expected an rsm input"):
+        raft.step("tick")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="iterable of inputs"):
+        raft.step_many(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected an rsm input"):
+        raft.step_many([rsm.Tick(), None])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="`id` must be an int"):
+        rsm.Raft("1", [1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`id` must be an int"):
+        rsm.Raft(True, [1])
+    with pytest.raises(ValueError, match="between 0 and 2\\*\\*64 - 1"):
+        rsm.Raft(-1, [1])
+    with pytest.raises(ValueError, match="at least one voter"):
+        rsm.Raft(1, [])
+    with pytest.raises(TypeError, match="unexpected keyword argument `election_ticks`"):
+        rsm.Raft(1, [1], election_ticks=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="must be a bool"):
+        rsm.Raft(1, [1], pre_vote=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be an int"):
+        rsm.Raft(1, [1], heartbeat_ticks=True)
+    with pytest.raises(ValueError, match="heartbeat_ticks < election_ticks_min"):
+        rsm.Raft(1, [1], election_ticks_min=30, election_ticks_max=20)
+    with pytest.raises(ValueError, match="must be positive"):
+        rsm.Raft(1, [1], msg_entries_max=0)
+    with pytest.raises(TypeError, match="`msg` must be bytes"):
+        rsm.Receive(1, "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`req` must be an int"):
+        rsm.Propose(1.5, b"x")  # type: ignore[arg-type]
+
+
+def test_a_panic_surfaces_as_an_exception_and_poisons_the_replica() -> None:
+    raft = rsm.Raft(1, [1], seed=3)
+    raft.step(rsm.Tick())
+    with pytest.raises(rsm.PanicException, match="poisoned: invariant broken"):
+        raft._panic_for_test("invariant broken")
+    for call in (lambda: raft.step(rsm.Tick()), lambda: raft.step_many([rsm.Tick()]),
+                 raft.status):
+        with pytest.raises(rsm.PoisonedError, match="invariant broken"):
+            call()
+    assert "poisoned" in repr(raft)
+    # The interpreter is fine and a new replica works.
+    assert rsm.Raft(1, [1]).status().role == "follower"
+
+
+def test_restart_from_durable_state_keeps_the_log_and_the_vote() -> None:
+    c = Cluster(3, seed=8)
+    leader = c.elect()
+    for req in range(1, 6):
+        c.propose(leader, req, b"cmd%d" % req)
+    c.tick(3)
+    follower = next(n for n in c.nodes.values() if n is not leader)
+    durable = follower.durable
+    assert durable.last_index >= 6
+    assert durable.hard_state.epoch == leader.raft.status().epoch
+    # Whole-image round trip through bytes.
+    assert rsm.Durable.from_bytes(durable.to_bytes()) == durable
+
+    c.crash(follower)
+    for req in range(6, 9):
+        c.propose(leader, req, b"cmd%d" % req)
+    c.restart(follower)
+    restored = follower.raft.status()
+    assert restored.last_index == durable.last_index
+    assert restored.epoch == durable.hard_state.epoch
+    c.tick(10)
+    assert follower.raft.status().commit == leader.raft.status().commit
+    # The restored replica re-applies the committed log from the start.
+    assert follower.applied == [b"cmd%d" % i for i in range(1, 9)]
+
+
+def test_durable_replays_persist_records_stored_as_bytes() -> None:
+    raft = rsm.Raft(1, [1], seed=2)
+    log: list[bytes] = []
+    live = rsm.Durable()
+    kinds: set[str] = set()
+
+    def run(inputs: list[rsm.Input]) -> None:
+        queue = raft.step_many(inputs)
+        while queue:
+            follow: list[rsm.Input] = []
+            for e in queue:
+                if isinstance(e, rsm.Persist):
+                    kinds.add(e.kind)
+                    log.append(e.data)
+                    live.apply(e)
+                    follow.append(rsm.Persisted(e.seq))
+                elif isinstance(e, rsm.Apply):
+                    follow.append(rsm.Applied(e.entries[-1].index))
+            queue = raft.step_many(follow) if follow else []
+
+    run([rsm.Tick()] * 60)
+    assert raft.status().role == "leader"
+    run([rsm.Propose(1, b"a")])
+    run([rsm.Propose(2, b"b")])
+    assert {"hard_state", "append"} <= kinds
+    replayed = rsm.Durable()
+    for record in log:
+        replayed.apply(record)
+    assert replayed == live
+    assert [e.payload for e in replayed.entries if e.kind == "command"] == [b"a", b"b"]
+    restored = rsm.Raft.restore(replayed, 1, [1], seed=5)
+    assert restored.status().last_index == live.last_index
+    assert restored.status().epoch == raft.status().epoch
+
+
+def test_durable_refuses_bad_writes_without_changing() -> None:
+    d = rsm.Durable()
+    with pytest.raises(ValueError, match="malformed persist record"):
+        d.apply(b"\x09\x09\x09")
+    with pytest.raises(TypeError, match="Persist effect or its bytes"):
+        d.apply(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="malformed durable image"):
+        rsm.Durable.from_bytes(b"\xff")
+    assert d == rsm.Durable()
+    assert d.snapshot is None and d.entries == [] and d.last_index == 0
+
+
+def test_restore_refuses_an_inconsistent_image() -> None:
+    # Keep a replica's appends but drop its hard state: the log's last term is then above
+    # the durable term, which a correct replica never writes.
+    appends = [data for kind, data in _records_of(raft_seed=2) if kind == "append"]
+    assert appends
+    image = rsm.Durable()
+    for data in appends:
+        image.apply(data)
+    with pytest.raises(ValueError, match="cannot restore Raft"):
+        rsm.Raft.restore(image, 1, [1])
+
+
+def _records_of(raft_seed: int) -> list[tuple[str, bytes]]:
+    """The persist records a single-node replica writes while it elects itself."""
+    raft = rsm.Raft(1, [1], seed=raft_seed)
+    out: list[tuple[str, bytes]] = []
+    pending = [rsm.Tick() for _ in range(60)]
+    for i in pending:
+        queue = raft.step(i)
+        while queue:
+            follow = []
+            for e in queue:
+                if isinstance(e, rsm.Persist):
+                    out.append((e.kind, e.data))
+                    follow.append(rsm.Persisted(e.seq))
+            queue = raft.step_many(follow) if follow else []
+    return out
+
+
+def test_reads_and_leadership_transfer_answer_with_effects() -> None:
+    c = Cluster(3, seed=17)
+    leader = c.elect()
+    c.propose(leader, 1, b"w")
+    c.tick(3)
+    c.execute(leader, leader.raft.step(rsm.Read(7)))
+    c.tick(3)
+    ready = [a for a in leader.answers if isinstance(a, rsm.ReadReady)]
+    assert [r.req for r in ready] == [7]
+    assert ready[0].index >= 1
+    target = next(i for i in c.nodes if i != leader.id)
+    c.execute(leader, leader.raft.step(rsm.TransferLeadership(target)))
+    c.tick(30)
+    assert c.leader() is c.nodes[target]
+
+
+def test_membership_change_commits_a_config_entry() -> None:
+    c = Cluster(3, seed=4)
+    leader = c.elect()
+    c.propose(leader, 1, b"x")
+    c.tick(3)
+    target = rsm.Membership([1, 2, 3], learners=[])
+    c.execute(leader, leader.raft.step(rsm.Reconfigure(9, rsm.Membership([1, 2]))))
+    c.tick(20)
+    assert rsm.Proposed in {type(a) for a in leader.answers if getattr(a, "req", None) == 9}
+    status = leader.raft.status()
+    assert status.membership == rsm.Membership([1, 2])
+    assert status.membership != target
+    assert 3 not in status.membership and 1 in status.membership
+
+
+def test_step_many_releases_the_gil() -> None:
+    raft = rsm.Raft(1, [1, 2, 3], seed=1, election_ticks_min=10**9, election_ticks_max=10**9 + 1)
+    batch = [rsm.Tick()] * 1_000_000
+    assert progress_during(lambda: raft.step_many(batch)) > 0
+    # Single steps keep the GIL: releasing it would cost more than the step.
+    assert progress_during(lambda: [raft.step(rsm.Tick()) for _ in range(10_000)]) == 0
+    assert raft.status().role == "follower"
