@@ -74,6 +74,9 @@ impl Raft {
         if self.state != State::Leader || at > self.commit {
             return;
         }
+        let m = m.clone();
+        // Servers only the replaced configuration held need no more replication.
+        self.sync_progress();
         if m.is_joint() {
             let next = m.leave_joint();
             self.append_config(&next);

@@ -73,6 +73,12 @@ impl Raft {
         if s.chunk_sent {
             return;
         }
+        if s.offset == 0 && s.meta.index < self.log.snapshot.index {
+            // Nothing sent has been accepted yet: send the newest snapshot instead, so a
+            // follower that was away for long does not need two.
+            s.meta = self.log.snapshot.clone();
+            s.data = self.log.snapshot_data.clone();
+        }
         let len = s.data.len() as u64;
         let offset = s.offset.min(len);
         let end = (offset + chunk_bytes).min(len);
