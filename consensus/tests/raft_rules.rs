@@ -251,10 +251,7 @@ mod s5_2_election {
         assert_eq!(r.status().epoch, Epoch(1));
         tick_n(&mut r, 10);
         let fx = recv(&mut r, 2, vote_req(2, 5, 1));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: true, .. }
-        ));
+        assert!(first_is_grant(&fx));
     }
 
     #[test]
@@ -293,10 +290,7 @@ mod s5_2_election {
             *priority = 1;
         }
         let fx = recv(&mut r, 1, low);
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: false, .. }
-        ));
+        assert!(first_is_refusal(&fx));
         let fx = recv(&mut r, 2, vote_req(1, 1, 1));
         assert!(
             matches!(
@@ -566,15 +560,9 @@ mod s5_4_safety {
         recv(&mut r, 1, append(2, (0, 0), &[(1, 1), (2, 2)], 0));
         tick_n(&mut r, 30);
         let fx = recv(&mut r, 2, vote_req(3, 5, 1));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: false, .. }
-        ));
+        assert!(first_is_refusal(&fx));
         let fx = recv(&mut r, 2, vote_req(3, 2, 2));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: true, .. }
-        ));
+        assert!(first_is_grant(&fx));
     }
 
     #[test]

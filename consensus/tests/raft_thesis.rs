@@ -434,10 +434,7 @@ mod thesis_3_10_transfer {
         recv(&mut v, 1, append(1, (0, 0), &[], 0));
         let vote = sends(&fx)[0].1.clone();
         let fx = recv(&mut v, 2, vote);
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: true, .. }
-        ));
+        assert!(first_is_grant(&fx));
     }
 }
 

@@ -492,6 +492,10 @@ impl Raft {
             }
             return;
         }
+        // Whatever only a leader sends, sent in this term, makes its sender the leader.
+        if msg.is_from_leader() && !self.accept_leader(from, out) {
+            return;
+        }
         match msg {
             RaftMessage::RequestVote {
                 term,
@@ -520,11 +524,7 @@ impl Raft {
                 entries,
                 commit,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_append_entries(from, prev_index, prev_term, entries, commit, out);
-                }
-            }
+            } => self.handle_append_entries(from, prev_index, prev_term, entries, commit, out),
             RaftMessage::AppendEntriesResponse {
                 success,
                 index,
@@ -537,11 +537,7 @@ impl Raft {
                 read_round,
                 sent_tick,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_heartbeat(from, commit, read_round, sent_tick, out);
-                }
-            }
+            } => self.handle_heartbeat(from, commit, read_round, sent_tick, out),
             RaftMessage::HeartbeatResponse {
                 read_round,
                 sent_tick,
@@ -553,11 +549,7 @@ impl Raft {
                 data,
                 done,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_install_snapshot(from, meta, offset, data, done, out);
-                }
-            }
+            } => self.handle_install_snapshot(from, meta, offset, data, done, out),
             RaftMessage::InstallSnapshotResponse {
                 index,
                 next_offset,

@@ -238,6 +238,17 @@ impl Raft {
         self.progress.iter().position(|p| p.id == id)
     }
 
+    /// The progress slot of a follower answering about `index`, marked as heard from;
+    /// `None` for a non-member or an index beyond the log (bogus).
+    pub(super) fn answering_follower(&mut self, from: NodeId, index: LogIndex) -> Option<usize> {
+        let i = self.progress_index(from)?;
+        if index > self.log.last_index() {
+            return None;
+        }
+        self.progress[i].recent_active = true;
+        Some(i)
+    }
+
     pub(super) fn handle_append_response(
         &mut self,
         from: NodeId,
@@ -247,15 +258,10 @@ impl Raft {
         hint_term: Option<Term>,
         out: &mut Out,
     ) {
-        let Some(i) = self.progress_index(from) else {
+        let Some(i) = self.answering_follower(from, index) else {
             return;
         };
-        // An acknowledgement beyond the log is bogus.
-        if index > self.log.last_index() {
-            return;
-        }
         let pr = &mut self.progress[i];
-        pr.recent_active = true;
         if success {
             let advanced = pr.acknowledge(index);
             let caught_up = match pr.state {

@@ -192,14 +192,10 @@ impl Raft {
         done: bool,
         out: &mut Out,
     ) {
-        let Some(i) = self.progress_index(from) else {
+        let Some(i) = self.answering_follower(from, index) else {
             return;
         };
-        if index > self.log.last_index() {
-            return;
-        }
         let pr = &mut self.progress[i];
-        pr.recent_active = true;
         pr.acked_since_heartbeat = true;
         if done {
             if pr.state == ProgressState::Snapshot {

@@ -454,3 +454,19 @@ pub fn committed_leader() -> Raft {
     assert_eq!(r.status().commit, LogIndex(1));
     r
 }
+
+/// Whether the first message sent is a granted vote.
+pub fn first_is_grant(fx: &Fx) -> bool {
+    matches!(
+        sends(fx).first(),
+        Some((_, RaftMessage::RequestVoteResponse { granted: true, .. }))
+    )
+}
+
+/// Whether the first message sent is a refused vote.
+pub fn first_is_refusal(fx: &Fx) -> bool {
+    matches!(
+        sends(fx).first(),
+        Some((_, RaftMessage::RequestVoteResponse { granted: false, .. }))
+    )
+}
