@@ -373,6 +373,30 @@ mod s5_3_replication {
     }
 
     #[test]
+    fn entries_become_applicable_only_once_their_write_is_durable_however_many_are_pending() {
+        let mut r = replica(config(2, &[1, 2, 3]));
+        let mut last = None;
+        for i in 1..=1100u64 {
+            let fx = recv(
+                &mut r,
+                1,
+                append(1, (i - 1, u64::from(i > 1)), &[(i, 1)], i),
+            );
+            assert!(applied_indexes(&fx).is_empty(), "nothing is durable yet");
+            last = last_seq(&fx).or(last);
+        }
+        let fx = step(
+            &mut r,
+            Input::Persisted {
+                through: last.unwrap(),
+            },
+        );
+        let applied = applied_indexes(&fx);
+        assert_eq!(applied.len(), 1100);
+        assert_eq!(applied.last(), Some(&1100));
+    }
+
+    #[test]
     fn a_duplicate_append_writes_nothing_and_acknowledges_only_what_it_covers() {
         let mut r = replica(config(2, &[1, 2, 3]));
         recv(&mut r, 1, append(1, (0, 0), &[(1, 1), (2, 1), (3, 1)], 0));

@@ -39,6 +39,10 @@ use snapshot::IncomingSnapshot;
 
 type Out = Vec<Effect<RaftMessage>>;
 
+/// Log writes tracked individually while not yet durable; beyond this, the newest ones
+/// are tracked together.
+const UNSYNCED_LOG_WRITES_MAX: usize = 1024;
+
 /// The part of a replica's role that Raft's rules switch between; learner and removed
 /// are derived from the membership.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -360,7 +364,14 @@ impl Raft {
     /// Emit a write that changes the log; once durable, the log as it is now is durable.
     fn persist_log(&mut self, op: Persist, out: &mut Out) {
         let seq = self.persist(op, out);
-        self.log_writes.push_back((seq, self.log.last_index()));
+        let record = (seq, self.log.last_index());
+        let full = self.log_writes.len() >= UNSYNCED_LOG_WRITES_MAX;
+        match self.log_writes.back_mut() {
+            // Merging with the previous record only delays when its entries count as
+            // durable, never the reverse: safe, and it bounds the queue.
+            Some(back) if full => *back = record,
+            _ => self.log_writes.push_back(record),
+        }
     }
 
     /// The in-memory log changed at and above `index + 1`: nothing there is durable
