@@ -410,10 +410,11 @@ impl Raft {
             .map(Entry::size_bytes)
             .sum::<usize>();
         self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        let previous = self.commit;
         self.commit = q;
         if first_of_term {
             self.start_read_round(out);
         }
-        self.on_commit_membership(out);
+        self.on_commit_membership(previous, out);
     }
 }
