@@ -676,12 +676,12 @@ mod rejections_and_bad_input {
         assert_eq!(f.status().last_index, LogIndex(0));
     }
 
-    /// Random, mostly nonsensical messages from members and strangers: never a panic,
-    /// and the basic invariants hold after every step.
+    /// Random, mostly nonsensical messages from members and strangers, mixed with random
+    /// inputs: never a panic, and the basic invariants hold after every step.
     #[test]
-    fn random_messages_never_panic_or_break_invariants() {
+    fn random_messages_and_inputs_never_panic_or_break_invariants() {
         let mut rng = Prng::new(99);
-        for round in 0..40 {
+        for round in 0..400 {
             let mut r = if round % 2 == 0 {
                 committed_leader()
             } else {
@@ -752,9 +752,36 @@ mod rejections_and_bad_input {
                 };
                 let fx = recv(&mut r, from, msg);
                 persist_all(&mut r, &fx);
-                if rng.chance(0.1) {
-                    step(&mut r, Input::Tick);
-                }
+                let req = RequestId(rng.range(0, 1000));
+                let input = match rng.range(0, 12) {
+                    0 => Input::Tick,
+                    1 => Input::Propose {
+                        req,
+                        command: Bytes::from_static(b"p"),
+                    },
+                    2 => Input::Read { req },
+                    3 => Input::Reconfigure {
+                        req,
+                        membership: membership(&[1, 2, rng.range(3, 6)], &[rng.range(4, 7)]),
+                    },
+                    4 => Input::TransferLeadership {
+                        to: NodeId(rng.range(1, 6)),
+                    },
+                    5 => Input::Applied {
+                        through: LogIndex(rng.range(0, 10)),
+                    },
+                    6 => Input::Snapshot {
+                        meta: SnapshotMeta {
+                            index: LogIndex(rng.range(0, 10)),
+                            ..SnapshotMeta::default()
+                        },
+                        data: Bytes::new(),
+                    },
+                    _ => Input::Persisted {
+                        through: rsm_core::PersistSeq(rng.range(0, 40)),
+                    },
+                };
+                step(&mut r, input);
                 let s = r.status();
                 assert!(s.applied <= s.commit && s.commit <= s.last_index, "{s:?}");
             }

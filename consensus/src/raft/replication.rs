@@ -186,8 +186,7 @@ impl Raft {
         if let Some(k) = conflict {
             let first = entries[k].index;
             if first <= self.commit {
-                // A committed entry never changes; a leader asking for it is bogus.
-                debug_assert!(false, "leader overwrites committed entry {first}");
+                // A committed entry never changes: a message asking for that is bogus.
                 return;
             }
             if first <= self.log.last_index() {
