@@ -99,6 +99,51 @@ pub enum Persist {
     },
 }
 
+impl Persist {
+    /// Whether this operation may be applied to a durable image whose log ends at
+    /// `last_index` after a snapshot through `snapshot_index`: the checks of
+    /// [`Durable::apply`], for storage that keeps its own image of the log.
+    pub fn validate(
+        &self,
+        last_index: LogIndex,
+        snapshot_index: LogIndex,
+    ) -> Result<(), PersistError> {
+        match self {
+            Persist::Append { entries } => {
+                let Some(first) = entries.first() else {
+                    return Ok(());
+                };
+                if first.index <= snapshot_index {
+                    return Err(PersistError::BelowSnapshot {
+                        index: first.index.0,
+                        snapshot: snapshot_index.0,
+                    });
+                }
+                if first.index > last_index.next() {
+                    return Err(PersistError::Gap {
+                        first: first.index.0,
+                        last: last_index.0,
+                    });
+                }
+                match entries.windows(2).find(|w| w[1].index != w[0].index.next()) {
+                    Some(w) => Err(PersistError::NotConsecutive(w[1].index.0)),
+                    None => Ok(()),
+                }
+            }
+            Persist::Truncate { from } if *from <= snapshot_index => {
+                Err(PersistError::BelowSnapshot {
+                    index: from.0,
+                    snapshot: snapshot_index.0,
+                })
+            }
+            Persist::Truncate { .. }
+            | Persist::HardState(_)
+            | Persist::Snapshot { .. }
+            | Persist::Compact { .. } => Ok(()),
+        }
+    }
+}
+
 /// The small piece of state a protocol must keep durable besides its log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HardState {
@@ -153,39 +198,14 @@ impl Durable {
     pub fn apply(&mut self, op: &Persist) -> Result<(), PersistError> {
         match op {
             Persist::Append { entries } => {
-                let Some(first) = entries.first() else {
-                    return Ok(());
-                };
-                let snap = self.snapshot_index();
-                if first.index <= snap {
-                    return Err(PersistError::BelowSnapshot {
-                        index: first.index.0,
-                        snapshot: snap.0,
-                    });
+                op.validate(self.last_index(), self.snapshot_index())?;
+                if let Some(first) = entries.first() {
+                    self.truncate_from(first.index);
+                    self.entries.extend(entries.iter().cloned());
                 }
-                let last = self.last_index();
-                if first.index > last.next() {
-                    return Err(PersistError::Gap {
-                        first: first.index.0,
-                        last: last.0,
-                    });
-                }
-                for w in entries.windows(2) {
-                    if w[1].index != w[0].index.next() {
-                        return Err(PersistError::NotConsecutive(w[1].index.0));
-                    }
-                }
-                self.truncate_from(first.index);
-                self.entries.extend(entries.iter().cloned());
             }
             Persist::Truncate { from } => {
-                let snap = self.snapshot_index();
-                if *from <= snap {
-                    return Err(PersistError::BelowSnapshot {
-                        index: from.0,
-                        snapshot: snap.0,
-                    });
-                }
+                op.validate(self.last_index(), self.snapshot_index())?;
                 self.truncate_from(*from);
             }
             Persist::HardState(hs) => self.hard_state = hs.clone(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rsm_core::script::{self, Interpreter, Protocol};
+use rsm_core::script::{self, Interpreter, NodeSetup, Protocol};
 use rsm_core::{
     Durable, Effect, Entry, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq,
     RejectReason, Replica, RestoreError, Role, Status,
@@ -215,7 +215,7 @@ impl Replica for Sequencer {
         match input {
             Input::Tick => {
                 self.ticks += 1;
-                if self.is_leader() && self.ticks % self.cfg.heartbeat_ticks == 0 {
+                if self.is_leader() && self.ticks.is_multiple_of(self.cfg.heartbeat_ticks) {
                     for to in self.peers() {
                         self.replicate(to, out);
                     }
@@ -321,13 +321,26 @@ struct Sequencing;
 impl Protocol for Sequencing {
     type Replica = Sequencer;
 
-    fn config(&self, id: NodeId, membership: &Membership, _seed: u64) -> SeqConfig {
-        SeqConfig {
-            id,
-            membership: membership.clone(),
-            heartbeat_ticks: 3,
-            snapshot_entries: 4,
+    fn config(&self, setup: &NodeSetup<'_>) -> Result<SeqConfig, String> {
+        let mut heartbeat_ticks = 3;
+        for (key, value) in setup.options {
+            match key.as_str() {
+                "heartbeat" => {
+                    heartbeat_ticks = value
+                        .parse()
+                        .ok()
+                        .filter(|&t| t > 0)
+                        .ok_or_else(|| format!("heartbeat={value} is not a positive number"))?;
+                }
+                other => return Err(format!("unknown option `{other}`")),
+            }
         }
+        Ok(SeqConfig {
+            id: setup.id,
+            membership: setup.membership.clone(),
+            heartbeat_ticks,
+            snapshot_entries: 4,
+        })
     }
 
     fn message(&self, msg: &SeqMsg) -> String {

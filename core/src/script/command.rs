@@ -4,6 +4,8 @@
 //! separated by whitespace. `propose` is the exception: everything after its node id is
 //! the proposal text, verbatim.
 
+use std::collections::BTreeMap;
+
 use crate::ids::NodeId;
 
 /// Which nodes a command addresses.
@@ -23,6 +25,8 @@ pub(crate) enum Command {
         voters: Option<Vec<NodeId>>,
         learners: Vec<NodeId>,
         seed: u64,
+        /// Protocol-specific `key=value` options, passed to [`super::Protocol::config`].
+        options: BTreeMap<String, String>,
     },
     Tick {
         nodes: Nodes,
@@ -62,12 +66,23 @@ pub(crate) enum Command {
     Partition {
         groups: Vec<Vec<NodeId>>,
     },
+    /// Block the directed links listed.
+    Cut {
+        links: Vec<(NodeId, NodeId)>,
+    },
     Heal,
     Crash {
         node: NodeId,
     },
     Restart {
         node: NodeId,
+    },
+    Disk {
+        node: NodeId,
+        log: Vec<u64>,
+        epoch: Option<u64>,
+        vote: Option<NodeId>,
+        commit: u64,
     },
     Apply {
         nodes: Nodes,
@@ -219,11 +234,16 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
                 Nodes::List(ids) => ids,
                 Nodes::All => return Err("create: list the node ids to create".into()),
             };
+            let options = std::mem::take(&mut a.named)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             Command::Create {
                 ids,
                 voters,
                 learners,
                 seed,
+                options,
             }
         }
         "tick" => {
@@ -302,9 +322,39 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             a.positional.clear();
             Command::Partition { groups }
         }
+        "cut" => {
+            let links = match std::mem::take(&mut a.positional).as_slice() {
+                [a, b] => {
+                    let (a, b) = (node_id(a)?, node_id(b)?);
+                    vec![(a, b), (b, a)]
+                }
+                [one_way] => match one_way.split_once("->") {
+                    Some((a, b)) => vec![(node_id(a)?, node_id(b)?)],
+                    None => return Err("cut: usage `cut A B` or `cut A->B`".into()),
+                },
+                _ => return Err("cut: usage `cut A B` or `cut A->B`".into()),
+            };
+            Command::Cut { links }
+        }
         "heal" => Command::Heal,
         "crash" => Command::Crash { node: a.node()? },
         "restart" => Command::Restart { node: a.node()? },
+        "disk" => {
+            let log = match a.take("log") {
+                Some("") | None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|e| number("log", e))
+                    .collect::<Result<_, _>>()?,
+            };
+            Command::Disk {
+                log,
+                epoch: a.take_u64("epoch")?,
+                vote: a.take_id("vote")?,
+                commit: a.take_u64("commit")?.unwrap_or(0),
+                node: a.node()?,
+            }
+        }
         "apply" => Command::Apply { nodes: a.nodes()? },
         "status" => Command::Status { nodes: a.nodes()? },
         "log" => Command::Log { nodes: a.nodes()? },
@@ -335,12 +385,13 @@ mod tests {
     #[test]
     fn create_with_options() {
         assert_eq!(
-            parse("create 1 2 3 seed=7 learners=4,5").unwrap(),
+            parse("create 1 2 3 seed=7 learners=4,5 pre-vote=false").unwrap(),
             Command::Create {
                 ids: ids(&[1, 2, 3]),
                 voters: None,
                 learners: ids(&[4, 5]),
-                seed: 7
+                seed: 7,
+                options: [("pre-vote".to_string(), "false".to_string())].into(),
             }
         );
         assert_eq!(
@@ -349,7 +400,8 @@ mod tests {
                 ids: ids(&[4]),
                 voters: Some(ids(&[1, 2, 3])),
                 learners: vec![],
-                seed: 0
+                seed: 0,
+                options: BTreeMap::new(),
             }
         );
     }
@@ -376,6 +428,19 @@ mod tests {
         );
         assert!(parse("partition 1 2").is_err());
         assert_eq!(
+            parse("cut 1 3").unwrap(),
+            Command::Cut {
+                links: vec![(NodeId(1), NodeId(3)), (NodeId(3), NodeId(1))]
+            }
+        );
+        assert_eq!(
+            parse("cut 2->1").unwrap(),
+            Command::Cut {
+                links: vec![(NodeId(2), NodeId(1))]
+            }
+        );
+        assert!(parse("cut 1").is_err());
+        assert_eq!(
             parse("deliver to=2 n=3").unwrap(),
             Command::Deliver {
                 filter: Filter {
@@ -392,6 +457,21 @@ mod tests {
                 filter: Filter::default()
             }
         );
+    }
+
+    #[test]
+    fn disk_images() {
+        assert_eq!(
+            parse("disk 2 log=1,1,4 epoch=5 vote=3").unwrap(),
+            Command::Disk {
+                node: NodeId(2),
+                log: vec![1, 1, 4],
+                epoch: Some(5),
+                vote: Some(NodeId(3)),
+                commit: 0
+            }
+        );
+        assert!(parse("disk 2 log=1,x").is_err());
     }
 
     #[test]

@@ -14,14 +14,14 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::Protocol;
 use super::command::{Command, Filter, Nodes, parse};
 use super::render;
+use super::{NodeSetup, Protocol};
 use crate::entry::{Entry, EntryKind, SnapshotMeta};
 use crate::ids::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
 use crate::kv::{KvCommand, KvOp, KvStore};
 use crate::membership::Membership;
-use crate::replica::{Durable, Effect, Input, Persist, Replica};
+use crate::replica::{Durable, Effect, HardState, Input, Persist, Replica};
 use crate::rng::Prng;
 use crate::session::{ClientId, SessionHeader};
 use crate::state_machine::StateMachine;
@@ -41,6 +41,9 @@ struct Envelope<M> {
     from: NodeId,
     to: NodeId,
     msg: M,
+    /// Set when the link was down as the message was sent: it is lost even if the link
+    /// comes back before delivery.
+    lost: Option<&'static str>,
 }
 
 /// A read the protocol has cleared, waiting for the state machine to catch up.
@@ -178,6 +181,8 @@ pub struct Interpreter<P: Protocol> {
     network: VecDeque<Envelope<Msg<P>>>,
     /// `None` when every node reaches every other; else the groups that can talk.
     groups: Option<Vec<BTreeSet<NodeId>>>,
+    /// Directed links that are down, beside the partition.
+    cuts: BTreeSet<(NodeId, NodeId)>,
     next_req: u64,
 }
 
@@ -187,6 +192,7 @@ impl<P: Protocol> fmt::Debug for Interpreter<P> {
             .field("nodes", &self.nodes.keys().collect::<Vec<_>>())
             .field("in_flight", &self.network.len())
             .field("groups", &self.groups)
+            .field("cuts", &self.cuts)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +205,7 @@ impl<P: Protocol> Interpreter<P> {
             nodes: BTreeMap::new(),
             network: VecDeque::new(),
             groups: None,
+            cuts: BTreeSet::new(),
             next_req: 1,
         }
     }
@@ -240,7 +247,8 @@ impl<P: Protocol> Interpreter<P> {
                 voters,
                 learners,
                 seed,
-            } => self.create(&ids, voters, learners, seed),
+                options,
+            } => self.create(&ids, voters, learners, seed, &options),
             Command::Tick { nodes, n } => {
                 let ids = self.live(&nodes)?;
                 for _ in 0..n {
@@ -312,12 +320,24 @@ impl<P: Protocol> Interpreter<P> {
                 );
                 Ok(())
             }
+            Command::Cut { links } => {
+                self.cuts.extend(links);
+                Ok(())
+            }
             Command::Heal => {
                 self.groups = None;
+                self.cuts.clear();
                 Ok(())
             }
             Command::Crash { node } => self.crash(node, out),
             Command::Restart { node } => self.restart(node, out),
+            Command::Disk {
+                node,
+                log,
+                epoch,
+                vote,
+                commit,
+            } => self.replace_disk(node, &log, epoch, vote, commit, out),
             Command::Apply { nodes } => {
                 for id in self.live(&nodes)? {
                     self.ack_applied(id, out);
@@ -344,7 +364,11 @@ impl<P: Protocol> Interpreter<P> {
             }
             Command::Network => {
                 for e in &self.network {
-                    out.line(0, self.envelope(e.from, e.to, &e.msg));
+                    let text = self.envelope(e.from, e.to, &e.msg);
+                    match e.lost {
+                        Some(why) => out.line(0, format!("{text} (lost: {why})")),
+                        None => out.line(0, text),
+                    }
                 }
                 for (&id, node) in &self.nodes {
                     for (gate, to, msg) in &node.held {
@@ -364,6 +388,7 @@ impl<P: Protocol> Interpreter<P> {
         voters: Option<Vec<NodeId>>,
         learners: Vec<NodeId>,
         seed: u64,
+        options: &BTreeMap<String, String>,
     ) -> Result<(), String> {
         let (membership, created) = match voters {
             Some(voters) => (Membership::with_learners(voters, learners), ids.to_vec()),
@@ -377,7 +402,16 @@ impl<P: Protocol> Interpreter<P> {
         }
         let mut built = Vec::with_capacity(created.len());
         for &id in &created {
-            let config = self.protocol.config(id, &membership, node_seed(seed, id));
+            let setup = NodeSetup {
+                id,
+                membership: &membership,
+                seed: node_seed(seed, id),
+                options,
+            };
+            let config = self
+                .protocol
+                .config(&setup)
+                .map_err(|e| format!("node {}: {e}", id.0))?;
             let replica = P::Replica::restore(config.clone(), Durable::default())
                 .map_err(|e| format!("node {} cannot start: {e}", id.0))?;
             built.push((id, config, replica));
@@ -449,13 +483,29 @@ impl<P: Protocol> Interpreter<P> {
         self.nodes.get(&id).is_some_and(|n| n.replica.is_some())
     }
 
-    fn connected(&self, a: NodeId, b: NodeId) -> bool {
-        let Some(groups) = &self.groups else {
-            return true;
-        };
+    /// Why a message from `a` cannot reach `b` now, if it cannot.
+    fn link_down(&self, a: NodeId, b: NodeId) -> Option<&'static str> {
+        if self.cuts.contains(&(a, b)) {
+            return Some("cut");
+        }
+        let groups = self.groups.as_ref()?;
         // Nodes named in no group form one more group together.
         let group = |id: NodeId| groups.iter().position(|g| g.contains(&id));
-        group(a) == group(b)
+        (group(a) != group(b)).then_some("partitioned")
+    }
+
+    /// Put a message on the network, marked lost if its link or its recipient is down.
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Msg<P>) {
+        let recipient_down = self.nodes.contains_key(&to) && !self.is_up(to);
+        let lost = self
+            .link_down(from, to)
+            .or(recipient_down.then_some("recipient down"));
+        self.network.push_back(Envelope {
+            from,
+            to,
+            msg,
+            lost,
+        });
     }
 
     fn envelope(&self, from: NodeId, to: NodeId, msg: &Msg<P>) -> String {
@@ -508,7 +558,7 @@ impl<P: Protocol> Interpreter<P> {
                     node.held.push((node.emitted, to, msg));
                 } else {
                     out.line(depth, text);
-                    self.network.push_back(Envelope { from: id, to, msg });
+                    self.transmit(id, to, msg);
                 }
             }
             Effect::Persist { seq, op } => {
@@ -643,8 +693,9 @@ impl<P: Protocol> Interpreter<P> {
             .iter()
             .take_while(|(gate, _, _)| *gate <= target)
             .count();
-        for (_, to, msg) in node.held.drain(..released) {
-            self.network.push_back(Envelope { from: id, to, msg });
+        let sends: Vec<_> = node.held.drain(..released).collect();
+        for (_, to, msg) in sends {
+            self.transmit(id, to, msg);
         }
         let range = if first == target {
             format!("p{}", target.0)
@@ -690,13 +741,19 @@ impl<P: Protocol> Interpreter<P> {
                 at += 1;
                 continue;
             }
-            let Some(Envelope { from, to, msg }) = self.network.remove(at) else {
+            let Some(Envelope {
+                from,
+                to,
+                msg,
+                lost,
+            }) = self.network.remove(at)
+            else {
                 break;
             };
             taken += 1;
             let text = self.envelope(from, to, &msg);
-            if !self.connected(from, to) {
-                out.line(0, format!("{text} dropped (partitioned)"));
+            if let Some(why) = lost.or_else(|| self.link_down(from, to)) {
+                out.line(0, format!("{text} dropped ({why})"));
             } else if !self.nodes.contains_key(&to) {
                 out.line(0, format!("{text} dropped ({} does not exist)", to.0));
             } else if !self.is_up(to) {
@@ -748,6 +805,10 @@ impl<P: Protocol> Interpreter<P> {
         node.held.clear();
         node.machine = Machine::new(Membership::default());
         out.line(0, text);
+        // What was on its way to the node is lost with it, even if it restarts in time.
+        for e in self.network.iter_mut().filter(|e| e.to == id) {
+            e.lost = e.lost.or(Some("recipient crashed"));
+        }
         Ok(())
     }
 
@@ -780,6 +841,44 @@ impl<P: Protocol> Interpreter<P> {
             ),
         );
         Ok(())
+    }
+
+    /// Crash node `id` if it runs, replace its durable image by a log whose entries have
+    /// the given epochs (commands whose text names their index and epoch) and the given
+    /// hard state, and restart it from that image.
+    fn replace_disk(
+        &mut self,
+        id: NodeId,
+        log: &[u64],
+        epoch: Option<u64>,
+        vote: Option<NodeId>,
+        commit: u64,
+        out: &mut Out,
+    ) -> Result<(), String> {
+        let ep = self.protocol.epoch_prefix();
+        self.node_mut(id)?;
+        if self.is_up(id) {
+            self.crash(id, out)?;
+        }
+        let entries: Vec<Entry> = (1u64..)
+            .zip(log)
+            .map(|(i, &e)| {
+                let text = format!("{i}@{ep}{e}");
+                Entry::command(LogIndex(i), Epoch(e), Bytes::from(text))
+            })
+            .collect();
+        let hard_state = HardState {
+            epoch: Epoch(epoch.unwrap_or_else(|| log.iter().copied().max().unwrap_or(0))),
+            vote,
+            commit: LogIndex(commit),
+            extra: Bytes::new(),
+        };
+        self.node_mut(id)?.disk = Durable {
+            hard_state,
+            snapshot: None,
+            entries,
+        };
+        self.restart(id, out)
     }
 
     fn print_log(&self, id: NodeId, out: &mut Out) {

@@ -14,7 +14,7 @@
 //!
 //! | command | effect |
 //! |---|---|
-//! | `create 1 2 3 [seed=N] [learners=4,5]` | start nodes 1..3 as voters and 4, 5 as learners, fresh disks |
+//! | `create 1 2 3 [seed=N] [learners=4,5] [OPTION=VALUE ...]` | start nodes 1..3 as voters and 4, 5 as learners, fresh disks; other options go to the protocol's [`NodeSetup`] |
 //! | `create 4 voters=1,2,3 [learners=4] [seed=N]` | start only the named nodes, with the given initial membership |
 //! | `tick NODES [n=K]` | K rounds (default 1) of one `Tick` to each node, ascending id |
 //! | `tick-all [n=K]` | the same for every running node |
@@ -26,17 +26,20 @@
 //! | `persist NODES [through=K]` | sync unsynced persists (all, or those numbered <= K), release the sends they held, feed `Persisted` |
 //! | `deliver [from=A] [to=B] [n=K]` | deliver queued messages that match, in queue order (at most K; only those queued when the command starts) |
 //! | `drop all` / `drop [from=A] [to=B] [n=K]` | discard matching queued messages |
-//! | `partition 1 2 \| 3 [\| ...]` | only nodes in the same group can talk; nodes named nowhere form one more group. Messages crossing groups are lost when delivered |
-//! | `heal` | remove the partition |
-//! | `crash N` | the node stops; unsynced persists and held sends are lost; in-flight messages to it will be lost |
+//! | `partition 1 2 \| 3 [\| ...]` | only nodes in the same group can talk; nodes named nowhere form one more group |
+//! | `cut A B` / `cut A->B` | take down the link between A and B (both ways), or only from A to B |
+//! | `heal` | remove the partition and every cut |
+//! | `crash N` | the node stops; its unsynced persists, held sends and the messages in flight to it are lost |
 //! | `restart N` | rebuild with `Replica::restore(config, durable)`; the store is rebuilt from the durable snapshot |
+//! | `disk N [log=1,1,2] [epoch=E] [vote=V] [commit=C]` | crash N if it runs, replace its durable image by entries i1, i2, ... with those epochs (commands whose text is `INDEX@EPOCH`, e.g. `3@t2`) and that hard state (epoch defaults to the last entry's), then restart it: how a script sets up divergent logs |
 //! | `apply NODES` | feed `Applied` through what the host has applied |
 //! | `status NODES` | print each node's `Status` |
 //! | `log NODES` | print each node's durable hard state, snapshot and entries, then its unsynced persists |
 //! | `network` | print the messages in flight, then the held sends |
 //! | `stabilize` | repeat { persist all; deliver all; apply where behind } until nothing happens, at most [`STABILIZE_ROUNDS_MAX`] rounds |
 //!
-//! Lines starting with `#` are comments.
+//! A message is lost if its link is down (by `partition` or `cut`) when it is sent or
+//! when it is delivered, or if its recipient is down at any time while it is in flight. Lines starting with `#` are comments.
 //!
 //! # Output
 //!
@@ -49,7 +52,7 @@
 //! |---|---|
 //! | `1->2 MSG` | node 1 sent MSG to 2 (it is queued) |
 //! | `1->2 MSG (after p3)` | held by the host until node 1's persist p3 is synced |
-//! | `1->2 MSG dropped (partitioned \| 2 is down \| ...)` | a delivery that was lost |
+//! | `1->2 MSG dropped (partitioned \| cut \| 2 is down \| ...)` | a delivery that was lost |
 //! | `1 persist p3 append i5..7 t2` | persist number 3: `append`, `truncate i5`, `hard t2 vote=1 commit=i4`, `snapshot i9 t2`, `compact i9` |
 //! | `1 synced p3..5, released 2 sends` | a `persist` command wrote these to disk |
 //! | `1 applied i7` | the host reported `Applied` (by `apply` or `stabilize`) |
@@ -72,6 +75,8 @@ mod golden;
 mod host;
 mod render;
 
+use std::collections::BTreeMap;
+
 use crate::ids::NodeId;
 use crate::membership::Membership;
 use crate::replica::Replica;
@@ -83,19 +88,28 @@ pub use render::{
     index_range as render_index_range, membership as render_membership, payload as render_payload,
 };
 
+/// What `create` knows about a node it is about to start.
+#[derive(Clone, Debug)]
+pub struct NodeSetup<'a> {
+    /// The node.
+    pub id: NodeId,
+    /// Its initial membership.
+    pub membership: &'a Membership,
+    /// Its PRNG seed, already distinct per node (derived from `seed=` and the id).
+    pub seed: u64,
+    /// The `key=value` options of the `create` line that the interpreter does not
+    /// interpret itself (such as `pre-vote=false`), for the protocol to read.
+    pub options: &'a BTreeMap<String, String>,
+}
+
 /// What a protocol supplies to be scripted.
 pub trait Protocol {
     /// The automaton under test.
     type Replica: Replica;
 
-    /// The configuration of node `id`, starting with `membership`. `seed` is already
-    /// distinct per node (derived from the script's `seed=` and the id).
-    fn config(
-        &self,
-        id: NodeId,
-        membership: &Membership,
-        seed: u64,
-    ) -> <Self::Replica as Replica>::Config;
+    /// The configuration of a node being created. Fails (with a message the script
+    /// prints) on an option the protocol does not know or cannot parse.
+    fn config(&self, setup: &NodeSetup<'_>) -> Result<<Self::Replica as Replica>::Config, String>;
 
     /// A compact one-line rendering of a message, such as `AppendEntries(t2 i5..7 c4)`.
     /// The helpers `render_*` in this module print entries the way transcripts do.
