@@ -9,6 +9,11 @@
 //! Persistence follows the host rule: every effect that depends on durable state follows
 //! the `Persist` it depends on, and the replica counts its own vote and its own log only
 //! after `Input::Persisted` covers them.
+//!
+//! Not offered: witnesses (voters without a state machine) and quiescing (a leader that
+//! stops heartbeating an idle cluster). Both trade the simple "every voter holds the log
+//! and hears the leader" reasoning that check-quorum, leases and stickiness rest on for
+//! savings this toolkit's hosts do not need yet.
 
 mod config;
 mod election;
