@@ -514,6 +514,32 @@ mod s5_3_replication {
     }
 
     #[test]
+    fn the_inflight_window_is_also_bounded_in_bytes() {
+        let mut c = config(1, &[1, 2]);
+        c.inflight_bytes_max = 1000;
+        c.msg_entries_max = 1;
+        let mut r = replica(c);
+        let fx = tick_until_candidate(&mut r);
+        persist_all(&mut r, &fx);
+        let became = recv(&mut r, 2, grant(1));
+        persist_all(&mut r, &became);
+        recv(&mut r, 2, ack(1, 1));
+        let mut sent = 0;
+        for k in 0..6 {
+            let fx = step(
+                &mut r,
+                Input::Propose {
+                    req: RequestId(k),
+                    command: Bytes::from(vec![0u8; 400]),
+                },
+            );
+            let more = persist_all(&mut r, &fx);
+            sent += sends(&fx).len() + sends(&more).len();
+        }
+        assert_eq!(sent, 3, "three 424-byte entries reach the 1000-byte window");
+    }
+
+    #[test]
     fn proposals_arriving_while_a_write_is_in_flight_leave_as_one_batch() {
         let mut r = committed_leader();
         let fx = step(
@@ -631,6 +657,47 @@ mod s5_4_safety {
         let fx = persist_all(&mut r, &became);
         assert_eq!(r.status().commit, LogIndex(1));
         assert_eq!(applied_indexes(&fx), vec![1]);
+    }
+
+    #[test]
+    fn the_apply_window_waits_for_the_host_to_report_applied() {
+        let mut c = config(1, &[1]);
+        c.apply_lag_entries_max = 2;
+        let mut r = replica(c);
+        let mut applied = Vec::new();
+        for _ in 0..100 {
+            let fx = step(&mut r, Input::Tick);
+            applied.extend(applied_indexes(&persist_settle(&mut r, fx)));
+            if r.status().role == Role::Leader {
+                break;
+            }
+        }
+        for k in 0..4 {
+            let fx = step(
+                &mut r,
+                Input::Propose {
+                    req: RequestId(k),
+                    command: Bytes::from_static(b"v"),
+                },
+            );
+            applied.extend(applied_indexes(&persist_settle(&mut r, fx)));
+        }
+        assert_eq!(r.status().commit, LogIndex(5));
+        assert_eq!(applied, vec![1, 2], "two entries fill the window");
+        let fx = step(
+            &mut r,
+            Input::Applied {
+                through: LogIndex(2),
+            },
+        );
+        assert_eq!(applied_indexes(&fx), vec![3, 4]);
+        let fx = step(
+            &mut r,
+            Input::Applied {
+                through: LogIndex(4),
+            },
+        );
+        assert_eq!(applied_indexes(&fx), vec![5]);
     }
 
     #[test]
