@@ -477,13 +477,8 @@ mod s5_3_replication {
         let mut c = config(1, &[1, 2, 3]);
         c.inflight_msgs_max = 2;
         c.msg_entries_max = 1;
-        let mut r = replica(c);
-        let fx = tick_n(&mut r, 20);
-        persist_all(&mut r, &fx);
-        let became = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &became);
         // Follower 2 acknowledges the no-op: it enters the pipelined state.
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         assert_eq!(
             r.progress(NodeId(2)).unwrap().state,
             ProgressState::Replicate
@@ -518,12 +513,7 @@ mod s5_3_replication {
         let mut c = config(1, &[1, 2]);
         c.inflight_bytes_max = 1000;
         c.msg_entries_max = 1;
-        let mut r = replica(c);
-        let fx = tick_until_candidate(&mut r);
-        persist_all(&mut r, &fx);
-        let became = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &became);
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         let mut sent = 0;
         for k in 0..6 {
             let fx = step(
@@ -579,12 +569,7 @@ mod s5_3_replication {
     fn a_message_never_exceeds_the_size_limit_but_always_carries_one_entry() {
         let mut c = config(1, &[1, 2]);
         c.msg_bytes_max = 100;
-        let mut r = replica(c);
-        let fx = tick_n(&mut r, 20);
-        persist_all(&mut r, &fx);
-        let became = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &became);
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         let fx = step(
             &mut r,
             Input::Propose {

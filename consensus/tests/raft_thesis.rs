@@ -485,12 +485,7 @@ mod thesis_6_4_reads {
         let mut c = config(1, &[1, 2, 3]);
         c.check_quorum = true;
         c.lease_reads = true;
-        let mut r = replica(c);
-        let fx = tick_until_candidate(&mut r);
-        persist_all(&mut r, &fx);
-        let fx = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &fx);
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         let fx = tick_n(&mut r, 2);
         let sent_tick = sends(&fx)
             .iter()

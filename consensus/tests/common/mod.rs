@@ -470,3 +470,15 @@ pub fn first_is_refusal(fx: &Fx) -> bool {
         Some((_, RaftMessage::RequestVoteResponse { granted: false, .. }))
     )
 }
+
+/// Replica 1 built from `c`, leader of term 1 with its no-op durable and acknowledged by
+/// follower 2 (so committed, and follower 2 in the pipelined state).
+pub fn committed_leader_with(c: RaftConfig) -> Raft {
+    let mut r = replica(c);
+    let fx = tick_until_candidate(&mut r);
+    persist_all(&mut r, &fx);
+    let became = recv(&mut r, 2, grant(1));
+    persist_all(&mut r, &became);
+    recv(&mut r, 2, ack(1, 1));
+    r
+}
