@@ -29,3 +29,12 @@ bench:
 RAFT_SEEDS ?= 0..1000
 raft-seeds:
 	RAFT_SEEDS=$(RAFT_SEEDS) $(CARGO) test --release -p rsm-consensus --test sim_raft -- --ignored seeds_from_env
+
+PROTOCOL ?= sequencer
+sim:
+	$(CARGO) run --release -p rsm-examples --bin rsm-sim -- --protocol $(PROTOCOL) --seeds 0..$(SEEDS)
+
+# The replicated KV demo: 3 server processes on loopback, a client workload, the leader
+# killed and restarted half-way, a report with latencies and the linearizability verdict.
+demo:
+	$(CARGO) run --release -p rsm-kv --bin rsm-kv-demo

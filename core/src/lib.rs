@@ -8,8 +8,9 @@
 //!
 //! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
 //! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
-//! [`Persist`]). The [`check`] module holds the linearizability checker for client
-//! histories; [`kv`] the reference key-value state machine with exactly-once sessions;
+//! [`Persist`]). The [`sim`] module is the deterministic simulator that hosts any
+//! [`Replica`] in a faulty world and checks it; the [`check`] module holds the
+//! linearizability checker for client histories; [`kv`] the reference key-value state machine with exactly-once sessions;
 //! [`script`] the scripted interaction tests with golden transcripts.
 
 #![warn(missing_docs)]

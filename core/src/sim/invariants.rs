@@ -26,6 +26,8 @@ pub enum Invariant {
     AppliedTwice,
     /// An operation reported as a definite failure took effect.
     FailedButApplied,
+    /// An acknowledged write is missing from the converged replicas' applied log.
+    LostWrite,
     /// A persist was refused by the reference semantics, numbered out of order, or the
     /// durable state could not be restored.
     Durability,
@@ -51,6 +53,7 @@ impl Invariant {
             Invariant::CommitMonotonic => "commit-monotonic",
             Invariant::AppliedTwice => "applied-twice",
             Invariant::FailedButApplied => "failed-but-applied",
+            Invariant::LostWrite => "lost-write",
             Invariant::Durability => "durability",
             Invariant::Liveness => "liveness",
             Invariant::Convergence => "convergence",

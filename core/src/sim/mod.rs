@@ -16,13 +16,31 @@
 //! replicas must converge. Invariants ([`Invariant`]) are checked on every step; the
 //! first violation stops the run.
 //!
-//! Plugging a protocol in takes one function that builds a node's configuration:
+//! Plugging a protocol in takes one function that builds a node's configuration from its
+//! id, the initial membership and a seed for the automaton's own PRNG:
 //!
-//! ```ignore
-//! let result = rsm_core::sim::run::<MyReplica>(seed, &SimOptions::default(), &|id, membership, seed| {
-//!     MyConfig::new(id, membership.clone(), seed)
-//! });
-//! assert!(result.violation.is_none(), "{}", result.failure_report("my-protocol"));
+//! ```
+//! # use rsm_core::{Durable, Effect, Input, NodeId, RejectReason, Replica, RestoreError, Status};
+//! # /// A replica that refuses every request: enough to show the plumbing.
+//! # #[derive(Debug)]
+//! # struct Idle(NodeId);
+//! # impl Replica for Idle {
+//! #     type Message = ();
+//! #     type Config = NodeId;
+//! #     fn restore(id: NodeId, _: Durable) -> Result<Self, RestoreError> { Ok(Idle(id)) }
+//! #     fn step(&mut self, input: Input<()>, out: &mut Vec<Effect<()>>) {
+//! #         if let Input::Propose { req, .. } | Input::Read { req } = input {
+//! #             out.push(Effect::Reject { req, reason: RejectReason::NotLeader { hint: None } });
+//! #         }
+//! #     }
+//! #     fn status(&self) -> Status { Status { id: self.0, ..Status::default() } }
+//! # }
+//! use rsm_core::sim::{self, SimOptions};
+//!
+//! let opts = SimOptions { ops_per_client: 0, ..SimOptions::default() };
+//! let result = sim::run::<Idle>(7, &opts, &|id, _membership, _seed| id);
+//! assert!(result.violation.is_none(), "{}", result.failure_report("idle"));
+//! assert_eq!(sim::run::<Idle>(7, &opts, &|id, _, _| id).digest, result.digest);
 //! ```
 
 mod client;
@@ -40,7 +58,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::History;
+use crate::check::{self, CheckConfig, History, Verdict};
 use crate::{Membership, NodeId, Replica};
 
 pub use client::{ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, RETRY_BACKOFF_UNITS};
@@ -63,6 +81,18 @@ pub type MakeConfig<'a, R> = dyn Fn(NodeId, &Membership, u64) -> <R as Replica>:
 /// A check of the final client history: `Err` carries a printable explanation.
 pub type HistoryCheck = fn(&History) -> Result<(), String>;
 
+/// What the liveness phase repairs.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum LivenessHeal {
+    /// Every link heals and every node restarts and resumes; all members must converge.
+    #[default]
+    All,
+    /// A random majority of the nodes heals among itself and restarts; the rest stay
+    /// crashed or cut off. The majority alone must serve every client and converge, as a
+    /// protocol that tolerates a minority of failures must.
+    Quorum,
+}
+
 /// Knobs that are the same for every seed of a batch.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -71,6 +101,8 @@ pub struct SimOptions {
     /// Ticks allowed after faults stop for every pending operation to complete and every
     /// replica to converge.
     pub liveness_ticks_max: u64,
+    /// What the liveness phase repairs.
+    pub liveness_heal: LivenessHeal,
     /// Operations each client starts during the fault phase, at most.
     pub ops_per_client: u32,
     /// Keep every event as a JSON line in [`RunResult::trace`].
@@ -84,10 +116,27 @@ impl Default for SimOptions {
         Self {
             fault_ticks: 600,
             liveness_ticks_max: 2_000,
+            liveness_heal: LivenessHeal::All,
             ops_per_client: 60,
             keep_trace: false,
-            history_check: None,
+            history_check: Some(linearizable),
         }
+    }
+}
+
+/// Search steps the end-of-run linearizability check may spend per key; a search that
+/// runs out is inconclusive, which is not a violation.
+pub const LINEARIZABILITY_STEPS_PER_KEY_MAX: u64 = 2_000_000;
+
+/// The default [`HistoryCheck`]: the linearizability checker ([`check::check_with`]).
+pub fn linearizable(history: &History) -> Result<(), String> {
+    let config = CheckConfig {
+        steps_per_key_max: LINEARIZABILITY_STEPS_PER_KEY_MAX,
+        ..CheckConfig::default()
+    };
+    match check::check_with(history, &config) {
+        Verdict::Linearizable | Verdict::Inconclusive { .. } => Ok(()),
+        verdict => Err(verdict.to_string()),
     }
 }
 

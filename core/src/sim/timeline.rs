@@ -1,19 +1,238 @@
-//! A self-contained HTML timeline of a run (filled in below).
+//! A self-contained HTML timeline of a run: one lane per node, messages as arrows,
+//! crashes, pauses and partitions shaded, the failing step highlighted. The page carries
+//! its data and script inline and loads nothing, so it opens from disk with no server.
 
 use std::io::{self, Write};
 
-/// Write `trace` (JSON lines from [`RunResult::trace`](super::RunResult::trace)) as one
-/// HTML page that opens in a browser with no server.
+/// Write `trace` (the JSON lines of [`RunResult::trace`](super::RunResult::trace)) as one
+/// HTML page.
 pub fn write_html(title: &str, trace: &[String], out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "<!doctype html><title>{}</title><pre>", escape(title))?;
-    for line in trace {
-        writeln!(out, "{}", escape(line))?;
+    let title = escape_html(title);
+    let (head, tail) = PAGE
+        .split_once("@EVENTS@")
+        .expect("the page has one data slot");
+    out.write_all(head.replace("@TITLE@", &title).as_bytes())?;
+    out.write_all(b"[\n")?;
+    for (k, line) in trace.iter().enumerate() {
+        if k > 0 {
+            out.write_all(b",\n")?;
+        }
+        // JSON inside a script element: only "</" could end the element early.
+        out.write_all(line.replace("</", "<\\/").as_bytes())?;
     }
-    writeln!(out, "</pre>")
+    out.write_all(b"\n]")?;
+    out.write_all(tail.as_bytes())
 }
 
-fn escape(s: &str) -> String {
+fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>@TITLE@</title>
+<style>
+body { font: 13px/1.4 system-ui, sans-serif; margin: 0; color: #222; }
+header { padding: 8px 12px; background: #f4f4f4; border-bottom: 1px solid #ccc; position: sticky; top: 0; z-index: 2; }
+header h1 { font-size: 15px; margin: 0 0 4px 0; }
+header label { margin-right: 12px; }
+header input[type=number] { width: 90px; }
+#violation { color: #b00; font-weight: bold; }
+#wrap { overflow-x: auto; border-bottom: 1px solid #ccc; }
+svg text { font: 11px monospace; }
+#log { font: 12px monospace; white-space: pre; padding: 8px 12px; max-height: 40vh; overflow-y: auto; }
+#log .bad { background: #fdd; color: #900; font-weight: bold; }
+#log .sel { background: #ffd; }
+.legend span { display: inline-block; margin-right: 14px; }
+.sw { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; border: 1px solid #888; }
+</style>
+</head>
+<body>
+<header>
+<h1>@TITLE@</h1>
+<div id="violation"></div>
+<label>from t=<input id="from" type="number" min="0"></label>
+<label>to t=<input id="to" type="number" min="0"></label>
+<label>px per unit <input id="scale" type="number" min="0.05" step="0.05" value="1"></label>
+<label><input id="showSends" type="checkbox" checked> messages</label>
+<label><input id="showDisk" type="checkbox"> disk</label>
+<button id="redraw">draw</button>
+<div class="legend">
+<span><i class="sw" style="background:#f6c6c6"></i>crashed</span>
+<span><i class="sw" style="background:#ddd"></i>paused</span>
+<span><i class="sw" style="background:#fff3b0"></i>partitioned</span>
+<span><i class="sw" style="background:#d4a017"></i>became leader</span>
+<span><i class="sw" style="background:#2a8a2a"></i>applied</span>
+<span><i class="sw" style="background:#c00"></i>dropped / violation</span>
+</div>
+</header>
+<div id="wrap"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>
+<div id="log"></div>
+<script>
+const EVENTS = @EVENTS@;
+(function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const LANE = 36, TOP = 40, LEFT = 60;
+  const svg = document.getElementById("svg");
+  const nodeSet = new Set();
+  for (const e of EVENTS) {
+    if (e.node != null) nodeSet.add(e.node);
+    if (e.kind.to != null) nodeSet.add(e.kind.to);
+  }
+  const nodes = [...nodeSet].sort((a, b) => a - b);
+  const lane = new Map(nodes.map((n, i) => [n, i]));
+  const end = EVENTS.length ? EVENTS[EVENTS.length - 1].at : 0;
+  const bad = EVENTS.findIndex(e => e.kind.type === "violation");
+  if (bad >= 0) {
+    const v = EVENTS[bad];
+    document.getElementById("violation").textContent =
+      "VIOLATION at t=" + v.at + ": " + v.kind.invariant + ": " + v.kind.detail;
+  }
+  const focus = bad >= 0 ? EVENTS[bad].at : end;
+  document.getElementById("from").value = Math.max(0, focus - 1500);
+  document.getElementById("to").value = focus + 100;
+
+  // Intervals: crashes and pauses per node, partitions for everyone.
+  const spans = [];
+  const crashedAt = new Map();
+  let partitionFrom = null, partitionCut = null;
+  for (const e of EVENTS) {
+    const k = e.kind;
+    if (k.type === "crash") crashedAt.set(e.node, e.at);
+    if (k.type === "restart" && crashedAt.has(e.node)) {
+      spans.push({ node: e.node, a: crashedAt.get(e.node), b: e.at, fill: "#f6c6c6", what: "crashed" });
+      crashedAt.delete(e.node);
+    }
+    if (k.type === "pause") spans.push({ node: e.node, a: e.at, b: k.until, fill: "#ddd", what: "paused" });
+    if (k.type === "partition") {
+      if (partitionFrom !== null) spans.push({ node: null, a: partitionFrom, b: e.at, fill: "#fff3b0", what: "cut " + partitionCut });
+      partitionFrom = k.cut.length ? e.at : null;
+      partitionCut = k.cut.map(c => "n" + c[0] + "->n" + c[1]).join(" ");
+    }
+  }
+  for (const [n, a] of crashedAt) spans.push({ node: n, a, b: end, fill: "#f6c6c6", what: "crashed" });
+  if (partitionFrom !== null) spans.push({ node: null, a: partitionFrom, b: end, fill: "#fff3b0", what: "cut " + partitionCut });
+
+  function el(name, attrs, title) {
+    const x = document.createElementNS(NS, name);
+    for (const k in attrs) x.setAttribute(k, attrs[k]);
+    if (title) { const t = document.createElementNS(NS, "title"); t.textContent = title; x.appendChild(t); }
+    svg.appendChild(x);
+    return x;
+  }
+  function describe(e) {
+    const k = e.kind, who = e.node != null ? "n" + e.node : "-";
+    const rest = Object.entries(k).filter(([key]) => key !== "type")
+      .map(([key, v]) => key + "=" + JSON.stringify(v)).join(" ");
+    return "t=" + e.at + " " + who + " " + k.type + " " + rest;
+  }
+
+  function draw() {
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    const from = Number(document.getElementById("from").value) || 0;
+    const to = Number(document.getElementById("to").value) || end;
+    const scale = Number(document.getElementById("scale").value) || 1;
+    const showSends = document.getElementById("showSends").checked;
+    const showDisk = document.getElementById("showDisk").checked;
+    const X = t => LEFT + (t - from) * scale;
+    const Y = n => TOP + lane.get(n) * LANE;
+    const width = LEFT + (to - from) * scale + 40;
+    const height = TOP + nodes.length * LANE + 20;
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    const defs = el("defs", {});
+    const marker = document.createElementNS(NS, "marker");
+    for (const [k, v] of Object.entries({ id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" }))
+      marker.setAttribute(k, v);
+    const tip = document.createElementNS(NS, "path");
+    tip.setAttribute("d", "M 0 0 L 10 5 L 0 10 z");
+    tip.setAttribute("fill", "#678");
+    marker.appendChild(tip);
+    defs.appendChild(marker);
+    for (const s of spans) {
+      if (s.b < from || s.a > to) continue;
+      const a = X(Math.max(s.a, from)), b = X(Math.min(s.b, to));
+      if (s.node === null) el("rect", { x: a, y: TOP - LANE / 2, width: Math.max(1, b - a), height: nodes.length * LANE, fill: s.fill, opacity: 0.6 }, s.what + " t=" + s.a + ".." + s.b);
+      else el("rect", { x: a, y: Y(s.node) - LANE / 2 + 3, width: Math.max(1, b - a), height: LANE - 6, fill: s.fill }, "n" + s.node + " " + s.what + " t=" + s.a + ".." + s.b);
+    }
+    for (const n of nodes) {
+      el("line", { x1: LEFT, x2: width - 20, y1: Y(n), y2: Y(n), stroke: "#999" });
+      el("text", { x: 8, y: Y(n) + 4 }).textContent = "n" + n;
+    }
+    const step = Math.max(10, Math.pow(10, Math.ceil(Math.log10(80 / scale))));
+    for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
+      el("line", { x1: X(t), x2: X(t), y1: TOP - LANE / 2 - 6, y2: TOP - LANE / 2, stroke: "#666" });
+      el("text", { x: X(t) + 2, y: TOP - LANE / 2 - 8 }).textContent = "t=" + t;
+    }
+    EVENTS.forEach((e, i) => {
+      if (e.at < from || e.at > to) return;
+      const k = e.kind, title = describe(e);
+      if (k.type === "deliver" && showSends && lane.has(k.from)) {
+        el("line", { x1: X(Math.max(k.sent, from)), y1: Y(k.from), x2: X(e.at), y2: Y(e.node), stroke: "#678", "stroke-width": 1, "marker-end": "url(#arrow)", opacity: 0.7 }, title);
+      } else if (k.type === "send" && showSends && k.dropped) {
+        const x = X(e.at), y = Y(e.node), dy = lane.has(k.to) && Y(k.to) > y ? 8 : -8;
+        el("line", { x1: x, y1: y, x2: x + 6, y2: y + dy, stroke: "#c00" }, title);
+      } else if (k.type === "role" && k.role === "Leader") {
+        el("circle", { cx: X(e.at), cy: Y(e.node), r: 6, fill: "#d4a017" }, title);
+        el("text", { x: X(e.at) + 7, y: Y(e.node) - 7 }).textContent = "L e" + k.epoch;
+      } else if (k.type === "role") {
+        el("circle", { cx: X(e.at), cy: Y(e.node), r: 3, fill: "#fff", stroke: "#d4a017" }, title);
+      } else if (k.type === "apply") {
+        el("rect", { x: X(e.at) - 1, y: Y(e.node) + 5, width: 3, height: 8, fill: "#2a8a2a" }, title);
+      } else if (k.type === "crash") {
+        el("text", { x: X(e.at) - 4, y: Y(e.node) + 4, fill: "#c00" }, title).textContent = "X";
+      } else if ((k.type === "persist" || k.type === "synced") && showDisk) {
+        el("rect", { x: X(e.at) - 1, y: Y(e.node) - 12, width: 2, height: 6, fill: k.type === "synced" ? "#36c" : "#9bd" }, title);
+      } else if (k.type === "violation") {
+        el("line", { x1: X(e.at), x2: X(e.at), y1: TOP - LANE / 2, y2: TOP + nodes.length * LANE, stroke: "#c00", "stroke-width": 3 }, title);
+      }
+    });
+    const log = document.getElementById("log");
+    log.textContent = "";
+    EVENTS.forEach((e, i) => {
+      if (e.at < from || e.at > to) return;
+      const line = document.createElement("div");
+      line.textContent = "#" + i + " " + describe(e);
+      if (i === bad) line.className = "bad";
+      log.appendChild(line);
+    });
+    const badLine = log.querySelector(".bad");
+    if (badLine) badLine.scrollIntoView({ block: "center" });
+    document.getElementById("wrap").scrollLeft = Math.max(0, X(focus) - 600);
+  }
+  document.getElementById("redraw").onclick = draw;
+  draw();
+})();
+</script>
+</body>
+</html>
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_embeds_every_event_and_escapes_script_ends() {
+        let trace = vec![
+            r#"{"at":1,"node":1,"kind":{"type":"restart"}}"#.to_string(),
+            r#"{"at":2,"node":null,"kind":{"type":"admin","what":"</script><b>"}}"#.to_string(),
+        ];
+        let mut out = Vec::new();
+        write_html("seed <7>", &trace, &mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        assert!(page.contains("<title>seed &lt;7&gt;</title>"));
+        assert!(page.contains(r#"{"at":1,"node":1,"kind":{"type":"restart"}},"#));
+        assert!(page.contains(r#"<\/script><b>"#));
+        assert_eq!(page.matches("</script>").count(), 1, "only the page's own");
+        assert!(
+            !page.contains("src=") && !page.contains("href="),
+            "nothing loaded"
+        );
+    }
 }

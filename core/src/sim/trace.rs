@@ -142,10 +142,13 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
                 arrive,
                 dropped,
                 msg,
-            } => match dropped {
-                Some(why) => write!(f, " send #{id} -> {to} {why}: {msg:?}"),
-                None => write!(f, " send #{id} -> {to} arrives {arrive:?}: {msg:?}"),
-            },
+            } => {
+                let msg = shorten(format!("{msg:?}"));
+                match dropped {
+                    Some(why) => write!(f, " send #{id} -> {to} {why}: {msg}"),
+                    None => write!(f, " send #{id} -> {to} arrives {arrive:?}: {msg}"),
+                }
+            }
             EventKind::Deliver { from, id, sent } => {
                 write!(f, " recv #{id} <- {from} (sent t={sent})")
             }
@@ -180,6 +183,17 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
             }
         }
     }
+}
+
+/// Characters of a message shown in a one-line event; the JSON trace keeps it whole.
+pub const MESSAGE_SHOWN_CHARS_MAX: usize = 160;
+
+fn shorten(mut s: String) -> String {
+    if let Some((cut, _)) = s.char_indices().nth(MESSAGE_SHOWN_CHARS_MAX) {
+        s.truncate(cut);
+        s.push_str(" ...");
+    }
+    s
 }
 
 fn render_links(cut: &[(NodeId, NodeId)]) -> String {

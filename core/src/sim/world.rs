@@ -24,7 +24,7 @@ use super::network::{Fate, LinkFaults, Network};
 use super::report::RunStats;
 use super::swarm::{Swarm, TICK_UNITS};
 use super::trace::{Digest, Event, EventKind};
-use super::{RunResult, SimOptions};
+use super::{LivenessHeal, RunResult, SimOptions};
 
 /// Messages in flight at once; beyond it the network drops new sends (a congested
 /// switch), which bounds memory against an automaton that floods.
@@ -37,7 +37,8 @@ pub const HELD_SENDS_MAX: usize = 50_000;
 /// one outside event; more means the automaton and host are feeding each other forever.
 pub const FOLLOWUPS_MAX: usize = 10_000;
 
-/// Events a single run may process before it is declared a storm.
+/// Scheduled items (deliveries, ticks, fsyncs, wake-ups) a single run may process before
+/// it is declared a storm.
 pub const EVENTS_MAX: u64 = 20_000_000;
 
 /// Events kept for the tail printed with a violation.
@@ -121,6 +122,8 @@ pub(crate) struct World<'a, R: Replica> {
     proposals: BTreeMap<(NodeId, LogIndex), RequestId>,
     /// Writes reported as definite failures: `(client, seq)`.
     failed_writes: Vec<(u64, u64)>,
+    /// Writes acknowledged to a client: `(client, seq)`.
+    acked_writes: Vec<(u64, u64)>,
     checker: Checker,
     history: History,
     stats: RunStats,
@@ -133,7 +136,13 @@ pub(crate) struct World<'a, R: Replica> {
     phase: Phase,
     /// The membership as of the highest configuration entry applied anywhere.
     membership: (LogIndex, Membership),
+    /// The nodes the liveness phase repaired (all of them unless it heals a quorum).
+    healed: Vec<bool>,
+    /// Voter sets of the membership changes asked for, any of which may be in force.
+    requested_voters: Vec<std::collections::BTreeSet<NodeId>>,
     followups: VecDeque<(usize, Input<R::Message>)>,
+    /// Snapshots taken during the current batch, handed back after its `Applied`.
+    snapshots_taken: Vec<Input<R::Message>>,
     effects: Vec<Effect<R::Message>>,
 }
 
@@ -163,6 +172,8 @@ where
             nodes: Vec::new(),
             ids,
             membership: (LogIndex(0), initial.clone()),
+            healed: vec![true; swarm.nodes],
+            requested_voters: Vec::new(),
             initial,
             network,
             clients,
@@ -170,6 +181,7 @@ where
             next_req: 0,
             proposals: BTreeMap::new(),
             failed_writes: Vec::new(),
+            acked_writes: Vec::new(),
             checker: Checker::default(),
             history: History::new(),
             stats: RunStats {
@@ -184,6 +196,7 @@ where
             next_msg: 0,
             phase: Phase::Faults,
             followups: VecDeque::new(),
+            snapshots_taken: Vec::new(),
             effects: Vec::new(),
             swarm,
         }
@@ -245,6 +258,7 @@ where
         self.schedule(self.swarm.fault_every_units, Scheduled::FaultStep);
         let faults_end = self.opts.fault_ticks * TICK_UNITS;
         let mut next_check = 0;
+        let mut processed: u64 = 0;
         loop {
             let Some(((at, _), item)) = self.queue.pop_first() else {
                 return Err(violation(
@@ -259,8 +273,8 @@ where
                 next_check = self.now;
             }
             self.now = at;
-            self.stats.events += 1;
-            if self.stats.events > EVENTS_MAX {
+            processed += 1;
+            if processed > EVENTS_MAX {
                 return Err(violation(
                     Invariant::Bounds,
                     None,
@@ -293,6 +307,7 @@ where
     }
 
     fn record(&mut self, node: Option<NodeId>, kind: EventKind<R::Message>) {
+        self.stats.events += 1;
         let event = Event {
             at: self.now,
             node,
@@ -595,6 +610,7 @@ where
             let status = replica.status();
             let applied_before = self.nodes[n].watch.applied;
             let mut result = Ok(());
+            self.snapshots_taken.clear();
             for effect in effects.drain(..) {
                 result = self.execute(n, effect);
                 if result.is_err() {
@@ -609,6 +625,9 @@ where
             if applied > applied_before {
                 self.followups
                     .push_back((n, Input::Applied { through: applied }));
+            }
+            for snapshot in self.snapshots_taken.drain(..) {
+                self.followups.push_back((n, snapshot));
             }
             self.serve_reads(n);
         }
@@ -973,7 +992,12 @@ where
             }
         }
         match outcome {
-            Outcome::Ok(_) => self.stats.ops_ok += 1,
+            Outcome::Ok(_) => {
+                self.stats.ops_ok += 1;
+                if op.call != Call::Read {
+                    self.acked_writes.push((client.id, op.seq));
+                }
+            }
             Outcome::Fail => {
                 self.stats.ops_fail += 1;
                 if op.call != Call::Read {
@@ -1103,6 +1127,7 @@ where
         } else {
             voters.insert(pick);
         }
+        self.requested_voters.push(voters.clone());
         let target = Membership::new(voters);
         self.faults.add(FaultKind::Reconfigure);
         self.record(
@@ -1142,6 +1167,35 @@ where
         if self.network.is_partitioned() {
             self.heal();
         }
+        if self.opts.liveness_heal == LivenessHeal::Quorum {
+            // A majority of every voter set that may be in force: the applied one (both
+            // halves if joint) and every change asked for, committed or not.
+            let applied = &self.membership.1;
+            let mut sets = vec![applied.voters.clone(), applied.outgoing.clone()];
+            sets.extend(self.requested_voters.iter().cloned());
+            self.healed = vec![false; self.nodes.len()];
+            for set in sets {
+                let mut order: Vec<NodeId> = set.into_iter().collect();
+                self.rng.shuffle(&mut order);
+                let majority = order.len() / 2 + 1;
+                for id in order.into_iter().take(majority) {
+                    self.healed[(id.0 - 1) as usize] = true;
+                }
+            }
+            let (inside, outside): (Vec<NodeId>, Vec<NodeId>) = self
+                .ids
+                .iter()
+                .partition(|id| self.healed[(id.0 - 1) as usize]);
+            self.network.cut_between(&inside, &outside);
+            let cut = self.network.cut_links().collect();
+            self.record(
+                None,
+                EventKind::Partition {
+                    fault: "liveness-quorum",
+                    cut,
+                },
+            );
+        }
         let faults = self.network.faults();
         self.network.set_faults(LinkFaults {
             loss: 0.0,
@@ -1149,8 +1203,10 @@ where
             ..faults
         });
         for i in 0..self.nodes.len() {
-            self.nodes[i].paused_until = 0;
-            self.restart(i)?;
+            if self.healed[i] {
+                self.nodes[i].paused_until = 0;
+                self.restart(i)?;
+            }
         }
         for c in 0..self.clients.len() {
             if self.clients[c].op.is_some() {
@@ -1160,10 +1216,10 @@ where
         Ok(())
     }
 
-    /// The nodes that must converge: members of the newest configuration applied.
+    /// The nodes that must converge: healed members of the newest configuration applied.
     fn members(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.membership.1.contains(self.ids[i]))
+            .filter(|&i| self.healed[i] && self.membership.1.contains(self.ids[i]))
             .collect()
     }
 
@@ -1189,13 +1245,21 @@ where
         let applied: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("{}@{}", n.id, n.watch.applied))
+            .enumerate()
+            .map(|(i, n)| {
+                let state = match (&n.replica, self.healed[i]) {
+                    (None, _) => " down",
+                    (Some(_), false) => " cut off",
+                    (Some(_), true) => "",
+                };
+                format!("{}@{}{state}", n.id, n.watch.applied)
+            })
             .collect();
         violation(
             Invariant::Liveness,
             None,
             format!(
-                "no convergence within {} ticks of healing: pending ops [{}], applied [{}] of {}",
+                "no convergence within {} ticks of healing: pending ops [{}], applied [{}], highest {}",
                 self.opts.liveness_ticks_max,
                 pending.join(", "),
                 applied.join(" "),
@@ -1216,6 +1280,26 @@ where
                         format!(
                             "state differs from {} at the same applied index {}",
                             self.ids[first], self.nodes[i].watch.applied
+                        ),
+                    ));
+                }
+            }
+        }
+        let converged_at = members
+            .first()
+            .map_or(LogIndex(0), |&i| self.nodes[i].watch.applied);
+        for &(client, seq) in &self.acked_writes {
+            self.checker.checks += 1;
+            match self.checker.executed_at(ClientId(client), seq) {
+                Some(at) if at <= converged_at => {}
+                found => {
+                    return Err(violation(
+                        Invariant::LostWrite,
+                        None,
+                        format!(
+                            "client {client} seq {seq} was acknowledged but is not in the log \
+                             the replicas converged on (found at {found:?}, converged at \
+                             {converged_at})"
                         ),
                     ));
                 }

@@ -559,3 +559,17 @@ fn lock_dir(dir: &Path) -> Result<File, WalError> {
         Err(TryLockError::Error(e)) => Err(WalError::io(&path)(e)),
     }
 }
+
+/// The write-ahead log is the storage a node driver writes its persists to: `write`
+/// buffers one operation, `sync` makes everything written so far durable with one fsync.
+impl rsm_core::Storage for Wal {
+    type Error = WalError;
+
+    fn write(&mut self, op: &Persist) -> Result<(), WalError> {
+        Wal::write(self, op)
+    }
+
+    fn sync(&mut self) -> Result<(), WalError> {
+        Wal::sync(self)
+    }
+}

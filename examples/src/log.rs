@@ -1,0 +1,207 @@
+//! The replicated log both example protocols keep: entries in memory, the bookkeeping of
+//! which appends are durable, and the follower side of the append consistency check.
+
+use std::collections::BTreeMap;
+
+use rsm_core::{Effect, Entry, Epoch, LogIndex, Persist, PersistSeq};
+
+/// Entries in one replication message, at most.
+pub const BATCH_ENTRIES_MAX: usize = 64;
+
+/// A log that starts at index 1 (the examples never compact).
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    entries: Vec<Entry>,
+    next_seq: PersistSeq,
+    /// For each unsynced append, the last index it wrote.
+    unsynced: BTreeMap<PersistSeq, LogIndex>,
+    durable_index: LogIndex,
+}
+
+/// Why a follower refused an append, and where the leader should resume.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The index the leader should send from next.
+    pub hint: LogIndex,
+}
+
+impl Log {
+    /// The log rebuilt from durable entries (all of them durable, consecutive from 1).
+    pub fn from_durable(entries: Vec<Entry>) -> Result<Self, String> {
+        for (k, e) in entries.iter().enumerate() {
+            if e.index != LogIndex(k as u64 + 1) {
+                return Err(format!("entry {} at position {k}", e.index));
+            }
+        }
+        let durable_index = LogIndex(entries.len() as u64);
+        Ok(Self {
+            entries,
+            next_seq: PersistSeq(0),
+            unsynced: BTreeMap::new(),
+            durable_index,
+        })
+    }
+
+    /// The last index.
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.entries.len() as u64)
+    }
+
+    /// The epoch of the last entry (0 when empty).
+    pub fn last_epoch(&self) -> Epoch {
+        self.epoch_at(self.last_index())
+    }
+
+    /// The epoch of the entry at `index` (0 for index 0 or past the end).
+    pub fn epoch_at(&self, index: LogIndex) -> Epoch {
+        match index.0 {
+            0 => Epoch(0),
+            i => self
+                .entries
+                .get(i as usize - 1)
+                .map_or(Epoch(0), |e| e.epoch),
+        }
+    }
+
+    /// Everything through this index is on disk.
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable_index
+    }
+
+    /// Entries `from..=through`, clamped to the log.
+    pub fn slice(&self, from: LogIndex, through: LogIndex) -> Vec<Entry> {
+        let lo = (from.0.max(1) - 1) as usize;
+        let hi = through.0.min(self.last_index().0) as usize;
+        if lo >= hi {
+            return Vec::new();
+        }
+        self.entries[lo..hi].to_vec()
+    }
+
+    /// Up to [`BATCH_ENTRIES_MAX`] entries from `from`.
+    pub fn batch(&self, from: LogIndex) -> Vec<Entry> {
+        self.slice(from, LogIndex(from.0 + BATCH_ENTRIES_MAX as u64 - 1))
+    }
+
+    /// Emit a persist, numbering it; returns its number.
+    pub fn persist<M>(&mut self, op: Persist, out: &mut Vec<Effect<M>>) -> PersistSeq {
+        self.next_seq = self.next_seq.next();
+        if let Persist::Append { entries } = &op
+            && let (Some(first), Some(last)) = (entries.first(), entries.last())
+        {
+            // Writing at an index discards what was durable there and after.
+            self.durable_index = self.durable_index.min(first.index.prev());
+            self.unsynced.insert(self.next_seq, last.index);
+        }
+        out.push(Effect::Persist {
+            seq: self.next_seq,
+            op,
+        });
+        self.next_seq
+    }
+
+    /// Append one entry at the end and persist it.
+    pub fn append<M>(&mut self, entry: Entry, out: &mut Vec<Effect<M>>) {
+        debug_assert_eq!(entry.index, self.last_index().next());
+        self.entries.push(entry.clone());
+        self.persist(
+            Persist::Append {
+                entries: vec![entry],
+            },
+            out,
+        );
+    }
+
+    /// Every persist through `through` is durable.
+    pub fn persisted(&mut self, through: PersistSeq) {
+        while let Some((&seq, &last)) = self.unsynced.first_key_value() {
+            if seq > through {
+                break;
+            }
+            self.unsynced.remove(&seq);
+            self.durable_index = self.durable_index.max(last.min(self.last_index()));
+        }
+    }
+
+    /// The follower side of replication: accept `entries` after `prev_index` if the log
+    /// holds `prev_index` with `prev_epoch`, skipping entries already held and truncating
+    /// at the first conflict. Returns the last index now known to match the sender.
+    pub fn accept<M>(
+        &mut self,
+        prev_index: LogIndex,
+        prev_epoch: Epoch,
+        entries: Vec<Entry>,
+        out: &mut Vec<Effect<M>>,
+    ) -> Result<LogIndex, Mismatch> {
+        if prev_index > self.last_index() {
+            return Err(Mismatch {
+                hint: self.last_index().next(),
+            });
+        }
+        if self.epoch_at(prev_index) != prev_epoch {
+            return Err(Mismatch { hint: prev_index });
+        }
+        let verified = LogIndex(prev_index.0 + entries.len() as u64);
+        let mut fresh = Vec::new();
+        for e in entries {
+            if fresh.is_empty() && e.index <= self.last_index() {
+                if self.epoch_at(e.index) == e.epoch {
+                    continue;
+                }
+                self.entries.truncate((e.index.0 - 1) as usize);
+            }
+            fresh.push(e);
+        }
+        if !fresh.is_empty() {
+            self.entries.extend(fresh.iter().cloned());
+            self.persist(Persist::Append { entries: fresh }, out);
+        }
+        Ok(verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsm_core::Bytes;
+
+    fn e(i: u64, epoch: u64) -> Entry {
+        Entry::command(LogIndex(i), Epoch(epoch), Bytes::new())
+    }
+
+    #[test]
+    fn accept_checks_prev_skips_held_and_truncates_conflicts() {
+        let mut log = Log::from_durable(vec![e(1, 1), e(2, 1), e(3, 1)]).unwrap();
+        let mut out: Vec<Effect<()>> = Vec::new();
+        assert_eq!(
+            log.accept(LogIndex(5), Epoch(1), vec![], &mut out),
+            Err(Mismatch { hint: LogIndex(4) })
+        );
+        assert_eq!(
+            log.accept(LogIndex(2), Epoch(9), vec![], &mut out),
+            Err(Mismatch { hint: LogIndex(2) })
+        );
+        assert_eq!(
+            log.accept(LogIndex(1), Epoch(1), vec![e(2, 1)], &mut out),
+            Ok(LogIndex(2))
+        );
+        assert!(out.is_empty(), "nothing new to persist");
+        assert_eq!(
+            log.last_index(),
+            LogIndex(3),
+            "a stale append does not truncate"
+        );
+        assert_eq!(
+            log.accept(LogIndex(1), Epoch(1), vec![e(2, 2)], &mut out),
+            Ok(LogIndex(2))
+        );
+        assert_eq!(log.last_index(), LogIndex(2));
+        assert_eq!(
+            log.durable_index(),
+            LogIndex(1),
+            "the overwrite is not durable yet"
+        );
+        log.persisted(PersistSeq(1));
+        assert_eq!(log.durable_index(), LogIndex(2));
+    }
+}

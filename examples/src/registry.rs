@@ -1,0 +1,79 @@
+//! The protocols `rsm-sim` knows, by name. Adding one is one line in [`PROTOCOLS`].
+
+use rsm_consensus::{Raft, RaftConfig};
+use rsm_core::sim::{self, RunResult, SimOptions};
+use rsm_core::{Membership, NodeId, Prng};
+
+use crate::buggy::{AckBeforeReplicate, EvenQuorum};
+use crate::elected::{Elected, ElectedConfig};
+use crate::sequencer::{Sequencer, SequencerConfig};
+
+/// A protocol the simulator can run.
+#[derive(Copy, Clone, Debug)]
+pub struct Protocol {
+    /// The name given to `--protocol`.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Whether the protocol is expected to pass every seed.
+    pub safe: bool,
+    /// Run one seed.
+    pub run: fn(u64, &SimOptions) -> RunResult,
+}
+
+fn sequencer_config(id: NodeId, membership: &Membership, _seed: u64) -> SequencerConfig {
+    SequencerConfig::new(id, membership.clone())
+}
+
+fn elected_config(id: NodeId, membership: &Membership, seed: u64) -> ElectedConfig {
+    ElectedConfig::new(id, membership.clone(), seed)
+}
+
+/// Raft with its defaults, except that the seed also picks how often it snapshots and
+/// how many entries one message carries, so compaction and snapshot transfer get exercised.
+fn raft_config(id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {
+    let mut cfg = RaftConfig::new(id, membership.clone(), seed);
+    let mut rng = Prng::new(seed ^ 0x7261_6674);
+    cfg.snapshot_entries_threshold = *rng.pick(&[8, 32, 10_000]).expect("non-empty");
+    cfg.msg_entries_max = *rng.pick(&[4, 64, 1024]).expect("non-empty");
+    cfg
+}
+
+/// Every protocol, by name.
+pub const PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        name: "raft",
+        about: "rsm-consensus Raft: pre-vote, check-quorum, ReadIndex, snapshots (safe)",
+        safe: true,
+        run: |seed, opts| sim::run::<Raft>(seed, opts, &raft_config),
+    },
+    Protocol {
+        name: "sequencer",
+        about: "fixed sequencer that commits once every voter has an entry durably (safe)",
+        safe: true,
+        run: |seed, opts| sim::run::<Sequencer>(seed, opts, &sequencer_config),
+    },
+    Protocol {
+        name: "ack-before-replicate",
+        about: "primary-backup that acknowledges before replicating (unsafe on crashes)",
+        safe: false,
+        run: |seed, opts| sim::run::<AckBeforeReplicate>(seed, opts, &sequencer_config),
+    },
+    Protocol {
+        name: "elected",
+        about: "Raft-style elected leader with majority quorums and ReadIndex reads (safe)",
+        safe: true,
+        run: |seed, opts| sim::run::<Elected>(seed, opts, &elected_config),
+    },
+    Protocol {
+        name: "even-quorum",
+        about: "elected leader counting (n+1)/2 as a quorum (unsafe with 4 nodes)",
+        safe: false,
+        run: |seed, opts| sim::run::<EvenQuorum>(seed, opts, &elected_config),
+    },
+];
+
+/// The protocol called `name`.
+pub fn find(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().find(|p| p.name == name)
+}
