@@ -11,70 +11,6 @@ use rsm_core::{
     Role, Term,
 };
 
-fn vote_req(term: u64, last_index: u64, last_term: u64) -> RaftMessage {
-    RaftMessage::RequestVote {
-        term: Term(term),
-        pre_vote: false,
-        last_index: LogIndex(last_index),
-        last_term: Term(last_term),
-        transfer: false,
-        priority: 0,
-    }
-}
-
-fn grant(term: u64) -> RaftMessage {
-    RaftMessage::RequestVoteResponse {
-        term: Term(term),
-        pre_vote: false,
-        granted: true,
-    }
-}
-
-fn append(term: u64, prev: (u64, u64), entries: &[(u64, u64)], commit: u64) -> RaftMessage {
-    RaftMessage::AppendEntries {
-        term: Term(term),
-        prev_index: LogIndex(prev.0),
-        prev_term: Term(prev.1),
-        entries: entries
-            .iter()
-            .map(|&(i, t)| Entry::command(LogIndex(i), Epoch(t), Bytes::from(vec![i as u8])))
-            .collect(),
-        commit: LogIndex(commit),
-    }
-}
-
-fn ack(term: u64, index: u64) -> RaftMessage {
-    RaftMessage::AppendEntriesResponse {
-        term: Term(term),
-        success: true,
-        index: LogIndex(index),
-        hint_index: LogIndex(0),
-        hint_term: None,
-    }
-}
-
-/// Make replica 1 of {1,2,3} leader of term 1 with its no-op durable; returns it and
-/// the effects of becoming leader.
-fn leader_of_three() -> (rsm_consensus::Raft, Fx) {
-    let mut r = replica(config(1, &[1, 2, 3]));
-    let fx = tick_n(&mut r, 20);
-    persist_all(&mut r, &fx);
-    let fx = recv(&mut r, 2, grant(1));
-    assert_eq!(r.status().role, Role::Leader);
-    let more = persist_all(&mut r, &fx);
-    let mut all = fx;
-    all.extend(more);
-    (r, all)
-}
-
-/// Leader of term 1 whose no-op (index 1) is committed by follower 2's ack.
-fn committed_leader() -> rsm_consensus::Raft {
-    let (mut r, _) = leader_of_three();
-    recv(&mut r, 2, ack(1, 1));
-    assert_eq!(r.status().commit, LogIndex(1));
-    r
-}
-
 mod s5_1_terms {
     use super::*;
 
@@ -315,10 +251,7 @@ mod s5_2_election {
         assert_eq!(r.status().epoch, Epoch(1));
         tick_n(&mut r, 10);
         let fx = recv(&mut r, 2, vote_req(2, 5, 1));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: true, .. }
-        ));
+        assert!(first_is_grant(&fx));
     }
 
     #[test]
@@ -357,10 +290,7 @@ mod s5_2_election {
             *priority = 1;
         }
         let fx = recv(&mut r, 1, low);
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: false, .. }
-        ));
+        assert!(first_is_refusal(&fx));
         let fx = recv(&mut r, 2, vote_req(1, 1, 1));
         assert!(
             matches!(
@@ -440,6 +370,30 @@ mod s5_3_replication {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(sends(&fx)[0].1, ack(2, 2));
+    }
+
+    #[test]
+    fn entries_become_applicable_only_once_their_write_is_durable_however_many_are_pending() {
+        let mut r = replica(config(2, &[1, 2, 3]));
+        let mut last = None;
+        for i in 1..=1100u64 {
+            let fx = recv(
+                &mut r,
+                1,
+                append(1, (i - 1, u64::from(i > 1)), &[(i, 1)], i),
+            );
+            assert!(applied_indexes(&fx).is_empty(), "nothing is durable yet");
+            last = last_seq(&fx).or(last);
+        }
+        let fx = step(
+            &mut r,
+            Input::Persisted {
+                through: last.unwrap(),
+            },
+        );
+        let applied = applied_indexes(&fx);
+        assert_eq!(applied.len(), 1100);
+        assert_eq!(applied.last(), Some(&1100));
     }
 
     #[test]
@@ -523,13 +477,8 @@ mod s5_3_replication {
         let mut c = config(1, &[1, 2, 3]);
         c.inflight_msgs_max = 2;
         c.msg_entries_max = 1;
-        let mut r = replica(c);
-        let fx = tick_n(&mut r, 20);
-        persist_all(&mut r, &fx);
-        let became = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &became);
         // Follower 2 acknowledges the no-op: it enters the pipelined state.
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         assert_eq!(
             r.progress(NodeId(2)).unwrap().state,
             ProgressState::Replicate
@@ -557,6 +506,27 @@ mod s5_3_replication {
             .filter(|(to, _)| *to == NodeId(2))
             .count();
         assert_eq!(more, 1, "one acknowledged message frees one slot");
+    }
+
+    #[test]
+    fn the_inflight_window_is_also_bounded_in_bytes() {
+        let mut c = config(1, &[1, 2]);
+        c.inflight_bytes_max = 1000;
+        c.msg_entries_max = 1;
+        let mut r = committed_leader_with(c);
+        let mut sent = 0;
+        for k in 0..6 {
+            let fx = step(
+                &mut r,
+                Input::Propose {
+                    req: RequestId(k),
+                    command: Bytes::from(vec![0u8; 400]),
+                },
+            );
+            let more = persist_all(&mut r, &fx);
+            sent += sends(&fx).len() + sends(&more).len();
+        }
+        assert_eq!(sent, 3, "three 424-byte entries reach the 1000-byte window");
     }
 
     #[test]
@@ -599,12 +569,7 @@ mod s5_3_replication {
     fn a_message_never_exceeds_the_size_limit_but_always_carries_one_entry() {
         let mut c = config(1, &[1, 2]);
         c.msg_bytes_max = 100;
-        let mut r = replica(c);
-        let fx = tick_n(&mut r, 20);
-        persist_all(&mut r, &fx);
-        let became = recv(&mut r, 2, grant(1));
-        persist_all(&mut r, &became);
-        recv(&mut r, 2, ack(1, 1));
+        let mut r = committed_leader_with(c);
         let fx = step(
             &mut r,
             Input::Propose {
@@ -630,15 +595,9 @@ mod s5_4_safety {
         recv(&mut r, 1, append(2, (0, 0), &[(1, 1), (2, 2)], 0));
         tick_n(&mut r, 30);
         let fx = recv(&mut r, 2, vote_req(3, 5, 1));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: false, .. }
-        ));
+        assert!(first_is_refusal(&fx));
         let fx = recv(&mut r, 2, vote_req(3, 2, 2));
-        assert!(matches!(
-            sends(&fx)[0].1,
-            RaftMessage::RequestVoteResponse { granted: true, .. }
-        ));
+        assert!(first_is_grant(&fx));
     }
 
     #[test]
@@ -683,6 +642,47 @@ mod s5_4_safety {
         let fx = persist_all(&mut r, &became);
         assert_eq!(r.status().commit, LogIndex(1));
         assert_eq!(applied_indexes(&fx), vec![1]);
+    }
+
+    #[test]
+    fn the_apply_window_waits_for_the_host_to_report_applied() {
+        let mut c = config(1, &[1]);
+        c.apply_lag_entries_max = 2;
+        let mut r = replica(c);
+        let mut applied = Vec::new();
+        for _ in 0..100 {
+            let fx = step(&mut r, Input::Tick);
+            applied.extend(applied_indexes(&persist_settle(&mut r, fx)));
+            if r.status().role == Role::Leader {
+                break;
+            }
+        }
+        for k in 0..4 {
+            let fx = step(
+                &mut r,
+                Input::Propose {
+                    req: RequestId(k),
+                    command: Bytes::from_static(b"v"),
+                },
+            );
+            applied.extend(applied_indexes(&persist_settle(&mut r, fx)));
+        }
+        assert_eq!(r.status().commit, LogIndex(5));
+        assert_eq!(applied, vec![1, 2], "two entries fill the window");
+        let fx = step(
+            &mut r,
+            Input::Applied {
+                through: LogIndex(2),
+            },
+        );
+        assert_eq!(applied_indexes(&fx), vec![3, 4]);
+        let fx = step(
+            &mut r,
+            Input::Applied {
+                through: LogIndex(4),
+            },
+        );
+        assert_eq!(applied_indexes(&fx), vec![5]);
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub fn sim_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64)
     c.msg_entries_max = 8 + (run_seed % 5) as usize * 16;
     c.inflight_msgs_max = 2 + (run_seed % 3) as usize * 6;
     c.batch_entries_max = 16;
-    c.lease_reads = run_seed % 4 == 1;
+    // Most runs use the defaults (pre-vote and check-quorum on); some turn each off, and
+    // a quarter read from the leader's lease.
+    c.pre_vote = run_seed % 8 != 3;
+    c.check_quorum = run_seed % 8 != 5;
+    c.lease_reads = run_seed % 4 == 1 && c.check_quorum;
     c
 }
 

@@ -151,3 +151,34 @@ impl RaftConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RaftConfig {
+        RaftConfig::new(NodeId(1), Membership::new([NodeId(1)]), 0)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_relations_are_checked() {
+        assert_eq!(base().validate(), Ok(()));
+        let mut c = base();
+        c.election_ticks_max = c.election_ticks_min;
+        assert_eq!(c.validate(), Err(ConfigError::Timeouts));
+        let mut c = base();
+        c.lease_reads = true;
+        c.check_quorum = false;
+        assert_eq!(c.validate(), Err(ConfigError::Lease));
+        let mut c = base();
+        c.lease_reads = true;
+        c.lease_drift_ticks = c.election_ticks_min;
+        assert_eq!(c.validate(), Err(ConfigError::Lease));
+        let mut c = base();
+        c.inflight_bytes_max = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroLimit("inflight_bytes_max"))
+        );
+    }
+}

@@ -233,15 +233,19 @@ impl Raft {
         self.report_role(out);
     }
 
-    /// Track exactly the members of the latest configuration other than self.
+    /// Track the members of the latest configuration other than self, and while that
+    /// configuration is uncommitted also those of the one it replaces: a removed server
+    /// then usually learns of its removal and stops campaigning.
     pub(super) fn sync_progress(&mut self) {
-        let members: Vec<NodeId> = self
-            .log
-            .membership()
-            .0
-            .members()
-            .filter(|&id| id != self.id)
-            .collect();
+        let (latest, at) = self.log.membership();
+        let mut members: Vec<NodeId> = latest.members().filter(|&id| id != self.id).collect();
+        if at > self.commit && at > self.log.snapshot.index {
+            for id in self.log.membership_at(at.prev()).members() {
+                if id != self.id && !members.contains(&id) {
+                    members.push(id);
+                }
+            }
+        }
         self.progress.retain(|p| members.contains(&p.id));
         let next = self.log.last_index().next();
         for id in members {

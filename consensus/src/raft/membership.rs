@@ -1,7 +1,7 @@
 //! Membership changes (§6, thesis §4): learners, single-server changes, joint consensus,
 //! and leadership transfer (thesis §3.10).
 
-use rsm_core::{Effect, Entry, Epoch, Membership, NodeId, RejectReason, RequestId};
+use rsm_core::{Effect, Entry, Epoch, LogIndex, Membership, NodeId, RejectReason, RequestId};
 
 use super::{Out, Raft, RaftMessage, State, Transfer};
 
@@ -56,7 +56,7 @@ impl Raft {
     }
 
     /// Append a configuration entry; it takes effect at once (§6), committed or not.
-    fn append_config(&mut self, membership: &Membership) -> (rsm_core::LogIndex, Epoch) {
+    fn append_config(&mut self, membership: &Membership) -> (LogIndex, Epoch) {
         let index = self.log.last_index().next();
         let epoch = Epoch(self.term.0);
         let entry = Entry::config(index, epoch, membership);
@@ -69,7 +69,7 @@ impl Raft {
 
     /// The latest configuration committed: a joint one is left at once; a leader that is
     /// no longer a voter hands over to its most caught-up voter and steps down.
-    pub(super) fn on_commit_membership(&mut self, out: &mut Out) {
+    pub(super) fn on_commit_membership(&mut self, previous_commit: LogIndex, out: &mut Out) {
         let (m, at) = self.log.membership();
         if self.state != State::Leader || at > self.commit {
             return;
@@ -79,16 +79,21 @@ impl Raft {
             self.append_config(&next);
             return;
         }
-        if m.is_voter(self.id) {
+        let leads_on = m.is_voter(self.id);
+        if at > previous_commit {
+            // Servers only the replaced configuration held need no more replication.
+            self.sync_progress();
+        }
+        if leads_on {
             return;
         }
         let last = self.log.last_index();
+        let m = self.log.membership().0;
         let successor = self
             .progress
             .iter()
-            .filter(|p| m.is_voter(p.id) && p.match_index == last)
-            .map(|p| p.id)
-            .next();
+            .find(|p| m.is_voter(p.id) && p.match_index == last)
+            .map(|p| p.id);
         if let Some(to) = successor {
             // Entries may still be unflushed: send them first so the successor's log is
             // complete when it campaigns.

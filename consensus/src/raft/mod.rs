@@ -9,6 +9,11 @@
 //! Persistence follows the host rule: every effect that depends on durable state follows
 //! the `Persist` it depends on, and the replica counts its own vote and its own log only
 //! after `Input::Persisted` covers them.
+//!
+//! Not offered: witnesses (voters without a state machine) and quiescing (a leader that
+//! stops heartbeating an idle cluster). Both trade the simple "every voter holds the log
+//! and hears the leader" reasoning that check-quorum, leases and stickiness rest on for
+//! savings this toolkit's hosts do not need yet.
 
 mod config;
 mod election;
@@ -38,6 +43,10 @@ use reads::{ForwardedRead, PendingRead};
 use snapshot::IncomingSnapshot;
 
 type Out = Vec<Effect<RaftMessage>>;
+
+/// Log writes tracked individually while not yet durable; beyond this, the newest ones
+/// are tracked together.
+const UNSYNCED_LOG_WRITES_MAX: usize = 1024;
 
 /// The part of a replica's role that Raft's rules switch between; learner and removed
 /// are derived from the membership.
@@ -360,7 +369,14 @@ impl Raft {
     /// Emit a write that changes the log; once durable, the log as it is now is durable.
     fn persist_log(&mut self, op: Persist, out: &mut Out) {
         let seq = self.persist(op, out);
-        self.log_writes.push_back((seq, self.log.last_index()));
+        let record = (seq, self.log.last_index());
+        let full = self.log_writes.len() >= UNSYNCED_LOG_WRITES_MAX;
+        match self.log_writes.back_mut() {
+            // Merging with the previous record only delays when its entries count as
+            // durable, never the reverse: safe, and it bounds the queue.
+            Some(back) if full => *back = record,
+            _ => self.log_writes.push_back(record),
+        }
     }
 
     /// The in-memory log changed at and above `index + 1`: nothing there is durable
@@ -492,6 +508,10 @@ impl Raft {
             }
             return;
         }
+        // Whatever only a leader sends, sent in this term, makes its sender the leader.
+        if msg.is_from_leader() && !self.accept_leader(from, out) {
+            return;
+        }
         match msg {
             RaftMessage::RequestVote {
                 term,
@@ -520,11 +540,7 @@ impl Raft {
                 entries,
                 commit,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_append_entries(from, prev_index, prev_term, entries, commit, out);
-                }
-            }
+            } => self.handle_append_entries(from, prev_index, prev_term, entries, commit, out),
             RaftMessage::AppendEntriesResponse {
                 success,
                 index,
@@ -537,11 +553,7 @@ impl Raft {
                 read_round,
                 sent_tick,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_heartbeat(from, commit, read_round, sent_tick, out);
-                }
-            }
+            } => self.handle_heartbeat(from, commit, read_round, sent_tick, out),
             RaftMessage::HeartbeatResponse {
                 read_round,
                 sent_tick,
@@ -553,11 +565,7 @@ impl Raft {
                 data,
                 done,
                 ..
-            } => {
-                if self.accept_leader(from, out) {
-                    self.handle_install_snapshot(from, meta, offset, data, done, out);
-                }
-            }
+            } => self.handle_install_snapshot(from, meta, offset, data, done, out),
             RaftMessage::InstallSnapshotResponse {
                 index,
                 next_offset,

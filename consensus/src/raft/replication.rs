@@ -186,8 +186,7 @@ impl Raft {
         if let Some(k) = conflict {
             let first = entries[k].index;
             if first <= self.commit {
-                // A committed entry never changes; a leader asking for it is bogus.
-                debug_assert!(false, "leader overwrites committed entry {first}");
+                // A committed entry never changes: a message asking for that is bogus.
                 return;
             }
             if first <= self.log.last_index() {
@@ -238,6 +237,17 @@ impl Raft {
         self.progress.iter().position(|p| p.id == id)
     }
 
+    /// The progress slot of a follower answering about `index`, marked as heard from;
+    /// `None` for a non-member or an index beyond the log (bogus).
+    pub(super) fn answering_follower(&mut self, from: NodeId, index: LogIndex) -> Option<usize> {
+        let i = self.progress_index(from)?;
+        if index > self.log.last_index() {
+            return None;
+        }
+        self.progress[i].recent_active = true;
+        Some(i)
+    }
+
     pub(super) fn handle_append_response(
         &mut self,
         from: NodeId,
@@ -247,15 +257,10 @@ impl Raft {
         hint_term: Option<Term>,
         out: &mut Out,
     ) {
-        let Some(i) = self.progress_index(from) else {
+        let Some(i) = self.answering_follower(from, index) else {
             return;
         };
-        // An acknowledgement beyond the log is bogus.
-        if index > self.log.last_index() {
-            return;
-        }
         let pr = &mut self.progress[i];
-        pr.recent_active = true;
         if success {
             let advanced = pr.acknowledge(index);
             let caught_up = match pr.state {
@@ -404,10 +409,11 @@ impl Raft {
             .map(Entry::size_bytes)
             .sum::<usize>();
         self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        let previous = self.commit;
         self.commit = q;
         if first_of_term {
             self.start_read_round(out);
         }
-        self.on_commit_membership(out);
+        self.on_commit_membership(previous, out);
     }
 }

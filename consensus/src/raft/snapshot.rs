@@ -73,6 +73,12 @@ impl Raft {
         if s.chunk_sent {
             return;
         }
+        if s.offset == 0 && s.meta.index < self.log.snapshot.index {
+            // Nothing sent has been accepted yet: send the newest snapshot instead, so a
+            // follower that was away for long does not need two.
+            s.meta = self.log.snapshot.clone();
+            s.data = self.log.snapshot_data.clone();
+        }
         let len = s.data.len() as u64;
         let offset = s.offset.min(len);
         let end = (offset + chunk_bytes).min(len);
@@ -186,14 +192,10 @@ impl Raft {
         done: bool,
         out: &mut Out,
     ) {
-        let Some(i) = self.progress_index(from) else {
+        let Some(i) = self.answering_follower(from, index) else {
             return;
         };
-        if index > self.log.last_index() {
-            return;
-        }
         let pr = &mut self.progress[i];
-        pr.recent_active = true;
         pr.acked_since_heartbeat = true;
         if done {
             if pr.state == ProgressState::Snapshot {

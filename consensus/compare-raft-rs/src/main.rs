@@ -1,0 +1,180 @@
+//! raft-rs 0.7 on the loop `rsm-consensus/benches/support/cluster_loop.rs` measures: three
+//! nodes in one thread, in-memory mailboxes, `MemStorage` as the disk, one ready-handling
+//! pass per node per round (its group commit), the leader topped up to `window` proposals.
+//!
+//! `cargo run --release --manifest-path consensus/compare-raft-rs/Cargo.toml [ENTRIES]`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use raft::eraftpb::{ConfState, EntryType, Message};
+use raft::storage::MemStorage;
+use raft::{Config, RawNode, StateRole};
+use slog::{Discard, Logger, o};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const NODES: u64 = 3;
+
+struct Loop {
+    nodes: Vec<RawNode<MemStorage>>,
+    queue: VecDeque<Message>,
+    committed: u64,
+    proposed: u64,
+    payload: Vec<u8>,
+}
+
+impl Loop {
+    fn new(payload_bytes: usize) -> Self {
+        let logger = Logger::root(Discard, o!());
+        let nodes = (1..=NODES)
+            .map(|id| {
+                let config = Config {
+                    id,
+                    election_tick: 10,
+                    heartbeat_tick: 2,
+                    max_size_per_msg: 1 << 20,
+                    max_inflight_msgs: 64,
+                    ..Default::default()
+                };
+                let storage =
+                    MemStorage::new_with_conf_state(ConfState::from(((1..=NODES).collect::<Vec<_>>(), vec![])));
+                RawNode::new(&config, storage, &logger).expect("valid config")
+            })
+            .collect();
+        let mut l = Self {
+            nodes,
+            queue: VecDeque::new(),
+            committed: 0,
+            proposed: 0,
+            payload: vec![7u8; payload_bytes],
+        };
+        l.nodes[0].campaign().expect("campaign");
+        for _ in 0..100 {
+            l.round();
+            if l.nodes[0].raft.state == StateRole::Leader {
+                l.round();
+                l.round();
+                return l;
+            }
+        }
+        panic!("node 1 never became leader");
+    }
+
+    fn handle_ready(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if !node.has_ready() {
+            return;
+        }
+        let mut ready = node.ready();
+        self.queue.extend(ready.take_messages());
+        let mut committed = ready.take_committed_entries();
+        if !ready.entries().is_empty() {
+            node.store().wl().append(ready.entries()).expect("append");
+        }
+        if let Some(hs) = ready.hs() {
+            node.store().wl().set_hardstate(hs.clone());
+        }
+        self.queue.extend(ready.take_persisted_messages());
+        let mut light = node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            node.store().wl().mut_hard_state().set_commit(commit);
+        }
+        self.queue.extend(light.take_messages());
+        committed.extend(light.take_committed_entries());
+        if i == 0 {
+            self.committed += committed
+                .iter()
+                .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty())
+                .count() as u64;
+        }
+        node.advance_apply();
+        // Compact like the rsm loop does (its snapshot threshold is 10,000 entries).
+        if let Some(last) = committed.last() {
+            let applied = last.index;
+            if applied % 10_000 < committed.len() as u64 {
+                node.store().wl().compact(applied).expect("compact");
+            }
+        }
+    }
+
+    fn round(&mut self) {
+        for _ in 0..self.queue.len() {
+            let Some(m) = self.queue.pop_front() else {
+                break;
+            };
+            let to = m.to as usize - 1;
+            let _ = self.nodes[to].step(m);
+        }
+        for i in 0..NODES as usize {
+            self.handle_ready(i);
+        }
+    }
+
+    fn run(&mut self, entries: u64, window: u64) {
+        let target = self.committed + entries;
+        while self.committed < target {
+            let in_flight = self.proposed - self.committed;
+            let room = window.saturating_sub(in_flight).min(target - self.committed);
+            for _ in 0..room {
+                self.proposed += 1;
+                self.nodes[0]
+                    .propose(vec![], self.payload.clone())
+                    .expect("leader accepts");
+            }
+            self.round();
+        }
+    }
+}
+
+fn main() {
+    let entries: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    println!("| payload | in flight | entries/s | allocations per entry |");
+    println!("|---|---|---|---|");
+    for payload in [16usize, 1024] {
+        for window in [1u64, 64, 256] {
+            let mut l = Loop::new(payload);
+            l.run(entries / 10 + 1, window);
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let start = Instant::now();
+            l.run(entries, window);
+            let secs = start.elapsed().as_secs_f64();
+            let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+            println!(
+                "| {payload} B | {window} | {:.0} | {:.2} |",
+                entries as f64 / secs,
+                allocs as f64 / entries as f64
+            );
+        }
+    }
+}
