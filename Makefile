@@ -2,18 +2,25 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy unit demo sim bench
+.PHONY: test fmt-check clippy unit demo sim bench loom
 
-test: fmt-check clippy unit
+test: fmt-check clippy unit loom
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
 
 unit:
 	$(CARGO) test --workspace
+	$(CARGO) test -p rsm-driver --features tokio
+	$(CARGO) test -p rsm-tcp --features tls
+
+# Model checking of rsm-sync under loom, in its own target dir so the rest of the tree is not rebuilt.
+loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p rsm-sync --release --target-dir target/loom --test loom
 
 bench:
 	$(CARGO) bench --workspace

@@ -1,0 +1,244 @@
+//! The wire format: core-codec frames, the handshake, and reading frames off a socket.
+//!
+//! Every frame has the [`Codec`] layout: `[FRAME_VERSION: u8][body length: u32 LE][body]`.
+//! The first frame each way is a [`Hello`] (its body the core body encoding of the struct);
+//! every later frame's body is one message, passed through untouched.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use rsm_core::{Codec, CodecError, FRAME_HEADER_BYTES, FRAME_VERSION, NodeId, decode_body};
+
+use crate::error::{Refusal, Refused};
+
+/// The first four bytes of every hello body: "RSMT".
+pub const HELLO_MAGIC: [u8; 4] = *b"RSMT";
+/// The transport protocol version this build speaks and accepts.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The largest hello body accepted, far above the real size, so that an unauthenticated
+/// socket can make this node buffer no more than this.
+pub const HELLO_BYTES_MAX: usize = 64;
+
+/// The handshake frame. The dialer sends one first; the acceptor checks it and answers with
+/// its own, and only then do messages flow.
+///
+/// Its body is the core body encoding of the fields in order; the magic (4 raw bytes) and
+/// the protocol version come first in every version, so that any build can recognise a
+/// peer it cannot talk to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`HELLO_MAGIC`].
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+    /// The sender's cluster.
+    pub cluster_id: u64,
+    /// The sender's node id.
+    pub node_id: NodeId,
+}
+
+impl Hello {
+    /// The hello this build sends for `node_id` in `cluster_id`.
+    pub fn new(cluster_id: u64, node_id: NodeId) -> Self {
+        Self {
+            magic: HELLO_MAGIC,
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id,
+            node_id,
+        }
+    }
+
+    /// The hello as one frame, ready to write.
+    pub fn encode_frame(&self) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + HELLO_BYTES_MAX);
+        Codec::new(HELLO_BYTES_MAX).encode(self, &mut out)?;
+        Ok(out)
+    }
+
+    /// Check a received hello body: magic and version first, then the whole struct.
+    fn parse(body: &[u8]) -> Result<Hello, Refused> {
+        if body.get(..HELLO_MAGIC.len()) != Some(&HELLO_MAGIC[..]) {
+            return Err(Refused::new(Refusal::BadMagic, "hello lacks the magic"));
+        }
+        let (_, version): ([u8; 4], u16) = postcard::take_from_bytes(body)
+            .map(|(v, _)| v)
+            .map_err(|e| Refused::new(Refusal::Malformed, format!("hello: {e}")))?;
+        if version != PROTOCOL_VERSION {
+            return Err(Refused::new(
+                Refusal::BadProtocolVersion,
+                format!("protocol version {version}, this build speaks {PROTOCOL_VERSION}"),
+            ));
+        }
+        decode_body(body).map_err(|e| Refused::new(Refusal::Malformed, format!("hello: {e}")))
+    }
+}
+
+/// Append one message frame to `out`. The caller has checked the body against the
+/// configured maximum, which is at most `u32::MAX`.
+pub(crate) fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(&frame_header(body.len()));
+    out.extend_from_slice(body);
+}
+
+/// The header of a frame with a body of `len` bytes.
+pub(crate) fn frame_header(len: usize) -> [u8; FRAME_HEADER_BYTES] {
+    debug_assert!(u32::try_from(len).is_ok(), "frame length checked at send");
+    let mut header = [FRAME_VERSION, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&(len as u32).to_le_bytes());
+    header
+}
+
+/// Why reading a frame stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The socket failed or closed mid-frame.
+    Io(std::io::Error),
+    /// The bytes are not an acceptable frame; the connection must close.
+    Refused(Refused),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Read one frame body, `None` at a clean end of stream (between frames). The header is
+/// checked before the body is read, so an oversized frame costs nothing but its header.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    codec: &Codec,
+) -> Result<Option<Bytes>, ReadError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    let mut filled = 0;
+    while filled < header.len() {
+        let n = r.read(&mut header[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        filled += n;
+    }
+    let len = codec.peek_len(&header).map_err(|e| {
+        let reason = match e {
+            CodecError::TooLarge { .. } => Refusal::Oversized,
+            _ => Refusal::Malformed,
+        };
+        ReadError::Refused(Refused::new(reason, e.to_string()))
+    })?;
+    let mut body = BytesMut::zeroed(len);
+    r.read_exact(&mut body).await?;
+    Ok(Some(body.freeze()))
+}
+
+/// Read and check a hello; a clean end of stream is an incomplete handshake.
+pub(crate) async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Refused> {
+    let incomplete = |detail: String| Refused::new(Refusal::HandshakeIncomplete, detail);
+    match read_frame(r, &Codec::new(HELLO_BYTES_MAX)).await {
+        Ok(Some(body)) => Hello::parse(&body),
+        Ok(None) => Err(incomplete("closed before the hello".into())),
+        Err(ReadError::Io(e)) => Err(incomplete(format!("reading the hello: {e}"))),
+        Err(ReadError::Refused(r)) => Err(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(bytes: &[u8]) -> Result<Vec<Bytes>, ReadError> {
+        let mut r = bytes;
+        let codec = Codec::new(16);
+        let mut out = Vec::new();
+        while let Some(body) = read_frame(&mut r, &codec).await? {
+            out.push(body);
+        }
+        Ok(out)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn frames_match_the_core_codec_layout() {
+        let mut ours = Vec::new();
+        push_frame(&mut ours, b"abc");
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        header.copy_from_slice(&ours[..FRAME_HEADER_BYTES]);
+        assert_eq!(Codec::default().peek_len(&header), Ok(3));
+        assert_eq!(&ours[FRAME_HEADER_BYTES..], b"abc");
+    }
+
+    #[test]
+    fn reads_back_to_back_frames_and_stops_at_a_clean_end() {
+        let mut buf = Vec::new();
+        push_frame(&mut buf, b"one");
+        push_frame(&mut buf, b"");
+        push_frame(&mut buf, b"three");
+        let frames = block_on(read_all(&buf)).expect("valid frames");
+        assert_eq!(frames, vec![&b"one"[..], &b""[..], &b"three"[..]]);
+    }
+
+    #[test]
+    fn refuses_oversized_and_garbage_and_reports_a_torn_frame() {
+        let mut big = Vec::new();
+        push_frame(&mut big, &[0; 17]);
+        let refused = |r: Result<Vec<Bytes>, ReadError>| match r {
+            Err(ReadError::Refused(r)) => Some(r.reason),
+            _ => None,
+        };
+        assert_eq!(refused(block_on(read_all(&big))), Some(Refusal::Oversized));
+        assert_eq!(
+            refused(block_on(read_all(b"GET / HTTP/1.1\r\n"))),
+            Some(Refusal::Malformed)
+        );
+        let mut torn = Vec::new();
+        push_frame(&mut torn, b"four");
+        torn.pop();
+        assert!(matches!(block_on(read_all(&torn)), Err(ReadError::Io(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
+            let _ = block_on(read_all(&bytes));
+            let _ = block_on(read_hello(&mut &bytes[..]));
+        }
+
+        #[test]
+        fn arbitrary_hello_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..HELLO_BYTES_MAX)) {
+            let mut framed = Vec::new();
+            push_frame(&mut framed, &body);
+            let _ = block_on(read_hello(&mut &framed[..]));
+        }
+    }
+
+    #[test]
+    fn hello_round_trips_and_rejects_strangers() {
+        let hello = Hello::new(9, NodeId(3));
+        let frame = hello.encode_frame().expect("a hello fits");
+        assert_eq!(block_on(read_hello(&mut &frame[..])).ok(), Some(hello));
+
+        let mut other = Hello::new(9, NodeId(3));
+        other.protocol_version = 2;
+        let frame = other.encode_frame().expect("a hello fits");
+        let reason = block_on(read_hello(&mut &frame[..])).map_err(|r| r.reason);
+        assert_eq!(reason, Err(Refusal::BadProtocolVersion));
+
+        other = Hello::new(9, NodeId(3));
+        other.magic = *b"HTTP";
+        let frame = other.encode_frame().expect("a hello fits");
+        let reason = block_on(read_hello(&mut &frame[..])).map_err(|r| r.reason);
+        assert_eq!(reason, Err(Refusal::BadMagic));
+
+        let reason = block_on(read_hello(&mut &b""[..])).map_err(|r| r.reason);
+        assert_eq!(reason, Err(Refusal::HandshakeIncomplete));
+    }
+}
