@@ -29,5 +29,7 @@ PROTOCOL ?= sequencer
 sim:
 	$(CARGO) run --release -p rsm-examples --bin rsm-sim -- --protocol $(PROTOCOL) --seeds 0..$(SEEDS)
 
+# The replicated KV demo: 3 server processes on loopback, a client workload, the leader
+# killed and restarted half-way, a report with latencies and the linearizability verdict.
 demo:
-	$(CARGO) run --release -p rsm-examples --bin rsm-sim -- --protocol sequencer --seeds 0..50
+	$(CARGO) run --release -p rsm-kv --bin rsm-kv-demo

@@ -75,16 +75,31 @@ impl Codec {
             out.truncate(start);
             return Err(e);
         }
-        let len = out.len() - start - FRAME_HEADER_BYTES;
-        if len > self.frame_bytes_max {
-            out.truncate(start);
+        match self.header(out.len() - start - FRAME_HEADER_BYTES) {
+            Ok(header) => {
+                out[start..start + FRAME_HEADER_BYTES].copy_from_slice(&header);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// The header of a frame whose body (already encoded, for example with
+    /// [`encode_body`]) is `body_len` bytes long: for transports that write the header
+    /// and the body separately.
+    pub fn header(&self, body_len: usize) -> Result<[u8; FRAME_HEADER_BYTES], CodecError> {
+        if body_len > self.frame_bytes_max {
             return Err(CodecError::TooLarge {
-                len,
+                len: body_len,
                 max_bytes: self.frame_bytes_max,
             });
         }
-        out[start + 1..start + FRAME_HEADER_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
-        Ok(())
+        let mut header = [FRAME_VERSION, 0, 0, 0, 0];
+        header[1..].copy_from_slice(&(body_len as u32).to_le_bytes());
+        Ok(header)
     }
 
     /// Read a frame header from the front of `buf`: the body length, once the header is

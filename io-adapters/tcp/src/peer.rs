@@ -220,10 +220,10 @@ impl LinkTask {
 
 /// The next connection handed over for this peer; never resolves for a dialing link.
 async fn next_handoff(handoff: Option<&Receiver<BoxStream>>) -> BoxStream {
-    if let Some(handoff) = handoff {
-        if let Ok(stream) = handoff.recv().await {
-            return stream;
-        }
+    if let Some(handoff) = handoff
+        && let Ok(stream) = handoff.recv().await
+    {
+        return stream;
     }
     std::future::pending().await
 }

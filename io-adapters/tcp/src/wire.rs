@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use rsm_core::{Codec, CodecError, FRAME_HEADER_BYTES, FRAME_VERSION, NodeId, decode_body};
+use rsm_core::{Codec, CodecError, FRAME_HEADER_BYTES, NodeId, decode_body};
 
 use crate::error::{Refusal, Refused};
 
@@ -83,10 +83,11 @@ pub(crate) fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
 
 /// The header of a frame with a body of `len` bytes.
 pub(crate) fn frame_header(len: usize) -> [u8; FRAME_HEADER_BYTES] {
-    debug_assert!(u32::try_from(len).is_ok(), "frame length checked at send");
-    let mut header = [FRAME_VERSION, 0, 0, 0, 0];
-    header[1..].copy_from_slice(&(len as u32).to_le_bytes());
-    header
+    // Lengths are checked against the configured maximum when a message is queued; the
+    // codec here only needs to accept anything a u32 can describe.
+    Codec::new(u32::MAX as usize)
+        .header(len)
+        .expect("frame length checked at send")
 }
 
 /// Why reading a frame stopped.

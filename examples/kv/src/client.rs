@@ -1,0 +1,372 @@
+//! The client library: exactly-once commands and linearizable reads against a cluster.
+//!
+//! A [`KvClient`] is one session (a random client id and a sequence number per command).
+//! It sends to the server it believes leads, follows leader hints, and retries a command
+//! under the same sequence number until it gets an answer or its operation deadline
+//! passes, so a retry is never applied twice. Its errors keep the one distinction the
+//! linearizability checker relies on: [`KvError::Failed`] only when no attempt could have
+//! taken effect, [`KvError::Unknown`] otherwise.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rsm_core::kv::{KvCommand, KvOp, KvResponse};
+use rsm_core::session::{ClientId, SessionHeader};
+use rsm_core::{Codec, NodeId, RejectReason};
+use tokio::io::BufReader;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::wire::{
+    FrameError, RemoteError, Request, Response, ServerStatus, read_frame, write_frame,
+};
+
+/// Where the servers are and how patient a client is.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Every server's client address, by node id (leader hints name node ids).
+    pub servers: BTreeMap<NodeId, SocketAddr>,
+    /// The longest one request to one server may take before the client gives up on that
+    /// server (its outcome is then unknown) and tries another.
+    pub attempt_timeout: Duration,
+    /// The longest one operation may take, retries included.
+    pub op_timeout: Duration,
+    /// The pause before retrying when no leader is known or the leader is busy.
+    pub retry_delay: Duration,
+    /// Largest frame sent or accepted.
+    pub frame_bytes_max: usize,
+}
+
+impl ClientConfig {
+    /// Defaults: 1 s per attempt, 10 s per operation, 20 ms between blind retries.
+    pub fn new(servers: BTreeMap<NodeId, SocketAddr>) -> Self {
+        Self {
+            servers,
+            attempt_timeout: Duration::from_secs(1),
+            op_timeout: Duration::from_secs(10),
+            retry_delay: Duration::from_millis(20),
+            frame_bytes_max: rsm_core::FRAME_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Why one attempt at one server did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// The server answered that it could not complete the request.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// No connection could be made; the request was never sent.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The server's address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The connection failed after the request may have been sent.
+    #[error("connection lost: {0}")]
+    Connection(#[from] FrameError),
+    /// No answer within `attempt_timeout`.
+    #[error("no answer within the attempt timeout")]
+    TimedOut,
+    /// The answer does not fit the request (a server bug, or a stale answer).
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+    /// The client was configured with no servers.
+    #[error("no servers configured")]
+    NoServers,
+}
+
+/// Why an operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// It did not and will not take effect.
+    #[error("failed: {0}")]
+    Failed(AttemptError),
+    /// It may have taken effect, now or later.
+    #[error("outcome unknown: {0}")]
+    Unknown(AttemptError),
+}
+
+impl KvError {
+    /// True when the operation certainly did not take effect.
+    pub fn is_definite(&self) -> bool {
+        matches!(self, KvError::Failed(_))
+    }
+}
+
+/// The result of a compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CasOutcome {
+    /// Whether the value was swapped.
+    pub swapped: bool,
+    /// The value found before the operation.
+    pub current: Option<Bytes>,
+}
+
+struct Connection {
+    read: BufReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+}
+
+/// One client session against a cluster. Use it for one operation at a time.
+pub struct KvClient {
+    config: ClientConfig,
+    codec: Codec,
+    id: ClientId,
+    seq: u64,
+    /// The server believed to lead.
+    leader: Option<NodeId>,
+    /// Where a blind retry goes next (position in `config.servers`).
+    rotation: usize,
+    /// At most one per configured server.
+    connections: BTreeMap<NodeId, Connection>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for KvClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvClient")
+            .field("id", &self.id)
+            .field("seq", &self.seq)
+            .field("leader", &self.leader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvClient {
+    /// A new session with a random id (unique across processes with high probability, so
+    /// that no two clients ever share a session).
+    pub fn new(config: ClientConfig) -> Self {
+        let id = ClientId(RandomState::new().hash_one(std::process::id()) | 1);
+        Self::with_id(config, id)
+    }
+
+    /// A new session under a chosen id, which must never have been used in this cluster.
+    pub fn with_id(config: ClientConfig, id: ClientId) -> Self {
+        let rotation = (id.0 as usize) % config.servers.len().max(1);
+        Self {
+            codec: Codec::new(config.frame_bytes_max),
+            config,
+            id,
+            seq: 0,
+            leader: None,
+            rotation,
+            connections: BTreeMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The servers this client knows, by node id.
+    pub fn servers(&self) -> &BTreeMap<NodeId, SocketAddr> {
+        &self.config.servers
+    }
+
+    /// The server this client believes leads.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Read `key`.
+    pub async fn get(&mut self, key: Bytes) -> Result<Option<Bytes>, KvError> {
+        match self.request(&Request::Read { key }, false).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(KvError::Unknown(unexpected(&other))),
+        }
+    }
+
+    /// Write `value` at `key`.
+    pub async fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), KvError> {
+        match self.command(KvOp::Put { key, value }).await? {
+            KvResponse::Done => Ok(()),
+            other => Err(KvError::Unknown(unexpected(&other))),
+        }
+    }
+
+    /// Remove `key`.
+    pub async fn delete(&mut self, key: Bytes) -> Result<(), KvError> {
+        match self.command(KvOp::Delete { key }).await? {
+            KvResponse::Done => Ok(()),
+            other => Err(KvError::Unknown(unexpected(&other))),
+        }
+    }
+
+    /// Set `key` to `new` (remove it if `None`) if it holds `expected` (absent if `None`).
+    pub async fn cas(
+        &mut self,
+        key: Bytes,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+    ) -> Result<CasOutcome, KvError> {
+        match self.command(KvOp::Cas { key, expected, new }).await? {
+            KvResponse::Cas { swapped, current } => Ok(CasOutcome { swapped, current }),
+            other => Err(KvError::Unknown(unexpected(&other))),
+        }
+    }
+
+    /// Ask one server for its status (a single attempt).
+    pub async fn status(&mut self, node: NodeId) -> Result<ServerStatus, AttemptError> {
+        let deadline = Instant::now() + self.config.attempt_timeout;
+        match self.attempt(node, &Request::Status, deadline).await {
+            Ok(Response::Status(status)) => Ok(status),
+            Ok(other) => Err(unexpected(&other)),
+            Err((error, _)) => Err(error),
+        }
+    }
+
+    /// Replicate `op` exactly once under the next sequence number.
+    pub async fn command(&mut self, op: KvOp) -> Result<KvResponse, KvError> {
+        self.seq += 1;
+        let command = KvCommand {
+            session: SessionHeader {
+                client: self.id,
+                seq: self.seq,
+            },
+            op,
+        }
+        .encode();
+        match self.request(&Request::Command { command }, true).await? {
+            Response::Applied(KvResponse::Malformed) => Err(KvError::Failed(
+                AttemptError::Unexpected("the store could not decode the command".into()),
+            )),
+            Response::Applied(response @ (KvResponse::Stale | KvResponse::SessionExpired)) => {
+                // The session table did not apply it now, but an earlier attempt may have.
+                Err(KvError::Unknown(unexpected(&response)))
+            }
+            Response::Applied(response) => Ok(response),
+            other => Err(KvError::Unknown(unexpected(&other))),
+        }
+    }
+
+    /// Send `request` until a server answers it, following leader hints. `effects` says
+    /// whether the request changes state (so that an unanswered attempt makes the whole
+    /// operation's outcome unknown).
+    async fn request(&mut self, request: &Request, effects: bool) -> Result<Response, KvError> {
+        let deadline = Instant::now() + self.config.op_timeout;
+        let mut unknown = false;
+        loop {
+            let Some(node) = self.target() else {
+                return Err(KvError::Failed(AttemptError::NoServers));
+            };
+            let error = match self.attempt(node, request, deadline).await {
+                Ok(Response::Failed(remote)) => {
+                    let definite = remote.is_definite();
+                    (AttemptError::Remote(remote), definite)
+                }
+                Ok(response) => {
+                    self.leader = Some(node);
+                    return Ok(response);
+                }
+                Err(failed) => failed,
+            };
+            let (error, definite) = error;
+            unknown |= effects && !definite;
+            let hint = match &error {
+                AttemptError::Remote(remote) => remote.leader_hint().filter(|h| *h != node),
+                _ => None,
+            };
+            let busy = matches!(
+                error,
+                AttemptError::Remote(RemoteError::Rejected(RejectReason::Busy))
+            );
+            match hint {
+                Some(leader) if self.config.servers.contains_key(&leader) && !busy => {
+                    self.leader = Some(leader);
+                }
+                _ => {
+                    // No usable hint: try the next server after a pause, so an election
+                    // in progress is not hammered.
+                    if !busy {
+                        self.leader = None;
+                        self.rotation = self.rotation.wrapping_add(1);
+                    }
+                    sleep(self.config.retry_delay).await;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(if unknown {
+                    KvError::Unknown(error)
+                } else {
+                    KvError::Failed(error)
+                });
+            }
+        }
+    }
+
+    fn target(&self) -> Option<NodeId> {
+        if let Some(leader) = self.leader {
+            return Some(leader);
+        }
+        let n = self.config.servers.len();
+        if n == 0 {
+            return None;
+        }
+        self.config.servers.keys().nth(self.rotation % n).copied()
+    }
+
+    /// One request to one server. On error, also whether the request certainly had no
+    /// effect there (it was never sent, or the server said so).
+    async fn attempt(
+        &mut self,
+        node: NodeId,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, (AttemptError, bool)> {
+        let Some(&addr) = self.config.servers.get(&node) else {
+            return Err((AttemptError::NoServers, true));
+        };
+        let deadline = deadline.min(Instant::now() + self.config.attempt_timeout);
+        let connection = match self.connections.entry(node) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let connect = tokio::time::timeout_at(deadline, TcpStream::connect(addr));
+                let stream = match connect.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(source)) => return Err((AttemptError::Connect { addr, source }, true)),
+                    Err(_) => return Err((AttemptError::TimedOut, true)),
+                };
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                entry.insert(Connection {
+                    read: BufReader::new(read),
+                    write,
+                })
+            }
+        };
+        let codec = self.codec;
+        let buf = &mut self.buf;
+        let exchange = async {
+            write_frame(&mut connection.write, &codec, buf, request).await?;
+            read_frame::<Response, _>(&mut connection.read, &codec, buf).await
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let outcome = timeout(remaining, exchange).await;
+        match outcome {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => {
+                // The connection is unusable; a later attempt opens a new one.
+                self.connections.remove(&node);
+                Err((AttemptError::Connection(error), false))
+            }
+            Err(_) => {
+                // A late answer on this connection would be mistaken for the next one's.
+                self.connections.remove(&node);
+                Err((AttemptError::TimedOut, false))
+            }
+        }
+    }
+}
+
+fn unexpected(what: &impl std::fmt::Debug) -> AttemptError {
+    AttemptError::Unexpected(format!("{what:?}"))
+}

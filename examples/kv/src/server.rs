@@ -1,0 +1,425 @@
+//! One replicated KV server: a consensus replica with its write-ahead log and TCP transport,
+//! the node loop on a thread of its own, and a client port.
+//!
+//! Threads: the node loop runs on a dedicated thread (its fsyncs block only it); peer
+//! links and client connections run on a small multi-threaded tokio runtime. The two meet
+//! through the driver's bounded queues.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rsm_consensus::{Raft, RaftConfig};
+use rsm_core::kv::KvStore;
+use rsm_core::{Codec, Durable, Membership, NodeId, Replica};
+use rsm_driver::{Client, DriverConfig, NodeCore, NodeError, NodeRunner, TokioTicker};
+use rsm_tcp::{TcpConfig, TcpError, TcpTransport};
+use rsm_wal::{Wal, WalConfig, WalError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::observe::{Observed, ObservedConfig, StatusBoard};
+use crate::storage::{DiskCounters, WalStorage};
+use crate::wire::{Request, Response, ServerStatus, read_frame, write_frame};
+
+/// The consensus protocol a server runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Raft (rsm-consensus).
+    Raft,
+}
+
+/// A protocol name that this build cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A protocol rsm knows but that this build does not include yet.
+    #[error("protocol `{0}` is not available in this build; use `raft`")]
+    Unavailable(String),
+    /// A name rsm does not know.
+    #[error("unknown protocol `{0}`; expected raft, paxos or vsr")]
+    Unknown(String),
+}
+
+impl FromStr for Protocol {
+    type Err = ProtocolError;
+
+    fn from_str(s: &str) -> Result<Self, ProtocolError> {
+        match s {
+            "raft" => Ok(Protocol::Raft),
+            "paxos" | "vsr" => Err(ProtocolError::Unavailable(s.to_string())),
+            _ => Err(ProtocolError::Unknown(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::Raft => f.write_str("raft"),
+        }
+    }
+}
+
+/// Everything one server needs. Build it with [`ServerConfig::new`] and adjust fields.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// This server's node id (at least 1).
+    pub id: NodeId,
+    /// Every member of the cluster, this server included, with its peer address.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where to listen for peers.
+    pub listen: SocketAddr,
+    /// Where to listen for clients.
+    pub client_listen: SocketAddr,
+    /// Where the write-ahead log lives; created if missing.
+    pub data_dir: PathBuf,
+    /// The consensus protocol.
+    pub protocol: Protocol,
+    /// Peers of another cluster id are refused by the transport.
+    pub cluster_id: u64,
+    /// Real length of one logical tick.
+    pub tick: Duration,
+    /// Shortest election timeout, in ticks.
+    pub election_ticks_min: u64,
+    /// Election timeouts are drawn from `[election_ticks_min, election_ticks_max)`.
+    pub election_ticks_max: u64,
+    /// A leader's heartbeat period, in ticks.
+    pub heartbeat_ticks: u64,
+    /// The node loop's limits (request queue, pending requests, batch sizes).
+    pub driver: DriverConfig,
+    /// Messages from peers waiting between the transport and the node loop.
+    pub peer_inbound_queue_max: usize,
+    /// Client connections served at once; more are closed on arrival.
+    pub client_connections_max: usize,
+    /// Largest frame on the client port and between peers.
+    pub frame_bytes_max: usize,
+    /// Worker threads of the network runtime.
+    pub network_threads: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with a 10 ms tick, elections after 30 to 60 ticks, heartbeats
+    /// every 3, and default bounds.
+    pub fn new(
+        id: NodeId,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        client_listen: SocketAddr,
+        data_dir: PathBuf,
+    ) -> Self {
+        let listen = peers
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self {
+            id,
+            peers,
+            listen,
+            client_listen,
+            data_dir,
+            protocol: Protocol::Raft,
+            cluster_id: 1,
+            tick: Duration::from_millis(10),
+            election_ticks_min: 30,
+            election_ticks_max: 60,
+            heartbeat_ticks: 3,
+            driver: DriverConfig {
+                // 10 s at the default tick: a request outlives any election.
+                request_timeout_ticks: 1000,
+                ..DriverConfig::default()
+            },
+            peer_inbound_queue_max: 4096,
+            client_connections_max: 1024,
+            frame_bytes_max: rsm_core::FRAME_BYTES_MAX_DEFAULT,
+            network_threads: 2,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ServerError> {
+        let fail = |s: &str| Err(ServerError::Config(s.to_string()));
+        if self.id == NodeId(0) || self.peers.contains_key(&NodeId(0)) {
+            return fail("node ids start at 1");
+        }
+        if !self.peers.contains_key(&self.id) {
+            return fail("--peers must name this server's own id");
+        }
+        if self.tick.is_zero() {
+            return fail("the tick must be positive");
+        }
+        if self.peer_inbound_queue_max == 0
+            || self.client_connections_max == 0
+            || self.network_threads == 0
+        {
+            return fail("queue bounds and thread counts must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Why a server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is inconsistent.
+    #[error("bad configuration: {0}")]
+    Config(String),
+    /// The write-ahead log could not be opened.
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] WalError),
+    /// The peer transport could not start.
+    #[error("peer transport: {0}")]
+    Tcp(#[from] TcpError),
+    /// A socket, thread or runtime could not be set up.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The replica could not be configured.
+    #[error("replica configuration: {0}")]
+    Replica(String),
+    /// The node loop stopped with a fatal error.
+    #[error("node stopped: {0}")]
+    Node(#[from] NodeError<WalError>),
+}
+
+/// Addresses a started server listens on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The peer port.
+    pub peers: SocketAddr,
+    /// The client port.
+    pub clients: SocketAddr,
+}
+
+/// Run a server until SIGINT or SIGTERM (then it syncs and stops) or a fatal error.
+/// `ready` is called once both ports listen.
+pub fn run(config: ServerConfig, ready: impl FnOnce(Bound)) -> Result<(), ServerError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let (wal, durable) = Wal::open(config.data_dir.join("wal"), WalConfig::default())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.network_threads)
+        .thread_name("network")
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, wal, durable, ready))
+}
+
+async fn serve(
+    config: ServerConfig,
+    wal: Wal,
+    durable: Durable,
+    ready: impl FnOnce(Bound),
+) -> Result<(), ServerError> {
+    let (inbound_tx, inbound_rx) = async_channel::bounded(config.peer_inbound_queue_max);
+    let others = config
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != config.id)
+        .map(|(id, addr)| (*id, *addr))
+        .collect();
+    let mut tcp = TcpConfig::new(config.id, config.cluster_id, config.listen, others);
+    tcp.frame_bytes_max = config.frame_bytes_max;
+    let transport = TcpTransport::start(tcp, inbound_tx).await?;
+    let disk = Arc::new(DiskCounters::default());
+    let storage = WalStorage::new(wal, disk.clone());
+    let board = Arc::new(StatusBoard::default());
+    let membership = Membership::new(config.peers.keys().copied());
+    let seed = RandomState::new().hash_one(config.id);
+    match config.protocol {
+        Protocol::Raft => {
+            let mut raft = RaftConfig::new(config.id, membership, seed);
+            raft.election_ticks_min = config.election_ticks_min;
+            raft.election_ticks_max = config.election_ticks_max;
+            raft.heartbeat_ticks = config.heartbeat_ticks;
+            raft.validate()
+                .map_err(|e| ServerError::Replica(e.to_string()))?;
+            let replica = ObservedConfig {
+                inner: raft,
+                board: board.clone(),
+            };
+            let core = NodeCore::<Observed<Raft>, _, _, _>::recover(
+                config.driver,
+                replica,
+                durable,
+                storage,
+                transport,
+                KvStore::new(),
+            )?;
+            run_node(&config, core, inbound_rx, board, disk, ready).await
+        }
+    }
+}
+
+type KvCore<R> = NodeCore<R, WalStorage, TcpTransport, KvStore>;
+
+async fn run_node<R>(
+    config: &ServerConfig,
+    core: KvCore<R>,
+    inbound: async_channel::Receiver<(NodeId, Bytes)>,
+    board: Arc<StatusBoard>,
+    disk: Arc<DiskCounters>,
+    ready: impl FnOnce(Bound),
+) -> Result<(), ServerError>
+where
+    R: Replica + Send + 'static,
+    R::Message: Send,
+{
+    let peer_addr = core.transport().local_addr();
+    let (runner, handles) = NodeRunner::new(core);
+    let (done_tx, done_rx) = async_channel::bounded(1);
+    let tick = config.tick;
+    std::thread::Builder::new()
+        .name(format!("node-{}", config.id.get()))
+        .spawn(move || {
+            let outcome = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => {
+                    let stopped = rt.block_on(async { runner.run(TokioTicker::new(tick)).await });
+                    stopped.error.map(ServerError::Node)
+                }
+                Err(e) => Some(ServerError::Io(e)),
+            };
+            let _ = done_tx.send_blocking(outcome);
+        })?;
+
+    // Peer messages: from the transport's queue into the loop's, waiting for room so a
+    // busy loop slows its peers' links down instead of dropping.
+    let inbox = handles.inbox.clone();
+    tokio::spawn(async move {
+        while let Ok((from, bytes)) = inbound.recv().await {
+            if !inbox.deliver(from, bytes).await {
+                break;
+            }
+        }
+    });
+
+    // tokio sets SO_REUSEADDR, so a restarted server rebinds while its previous
+    // connections linger in TIME_WAIT.
+    let listener = TcpListener::bind(config.client_listen).await?;
+    let client_addr = listener.local_addr()?;
+    let status = StatusSource {
+        id: config.id,
+        board,
+        disk,
+    };
+    tokio::spawn(accept_clients(
+        listener,
+        handles.client.clone(),
+        status,
+        Codec::new(config.frame_bytes_max),
+        Arc::new(Semaphore::new(config.client_connections_max)),
+    ));
+    ready(Bound {
+        peers: peer_addr,
+        clients: client_addr,
+    });
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        outcome = done_rx.recv() => return match outcome {
+            Ok(Some(error)) => Err(error),
+            _ => Ok(()),
+        },
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    handles.shutdown.shutdown();
+    match done_rx.recv().await {
+        Ok(Some(error)) => Err(error),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct StatusSource {
+    id: NodeId,
+    board: Arc<StatusBoard>,
+    disk: Arc<DiskCounters>,
+}
+
+impl StatusSource {
+    fn read(&self) -> ServerStatus {
+        let (role, epoch, leader, applied) = self.board.read();
+        let (wal_syncs, wal_fsyncs, wal_entries_synced) = self.disk.read();
+        ServerStatus {
+            id: self.id,
+            role,
+            epoch,
+            leader,
+            applied,
+            wal_syncs,
+            wal_fsyncs,
+            wal_entries_synced,
+        }
+    }
+}
+
+async fn accept_clients(
+    listener: TcpListener,
+    client: Client<KvStore>,
+    status: StatusSource,
+    codec: Codec,
+    slots: Arc<Semaphore>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors, usually: wait a little rather than spin.
+                eprintln!("rsm-kv-server: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Over `client_connections_max`: closing is the answer.
+            continue;
+        };
+        let client = client.clone();
+        let status = status.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, client, status, codec).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Answer one request at a time until the client hangs up or sends garbage.
+async fn serve_connection(
+    stream: TcpStream,
+    client: Client<KvStore>,
+    status: StatusSource,
+    codec: Codec,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    let (mut rbuf, mut wbuf) = (Vec::new(), Vec::new());
+    loop {
+        let Ok(request) = read_frame::<Request, _>(&mut read, &codec, &mut rbuf).await else {
+            return;
+        };
+        let response = match request {
+            Request::Command { command } => match client.propose(command).await {
+                Ok(response) => Response::Applied(response),
+                Err(error) => Response::Failed(error.into()),
+            },
+            Request::Read { key } => match client.read(key).await {
+                Ok(value) => Response::Value(value),
+                Err(error) => Response::Failed(error.into()),
+            },
+            Request::Status => Response::Status(status.read()),
+        };
+        if write_frame(&mut write, &codec, &mut wbuf, &response)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
