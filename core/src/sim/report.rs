@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::faults::FaultCounts;
-use super::invariants::Invariant;
+use super::invariants::Violation;
 use super::swarm::TICK_UNITS;
 
 /// What one run did.
@@ -45,8 +45,8 @@ pub struct Report {
     pub seeds: u64,
     /// Sums over all runs (`nodes` and `liveness_ticks` are not summed).
     pub totals: RunStats,
-    /// Each violating seed with its invariant and detail.
-    pub violations: Vec<(u64, Invariant, String)>,
+    /// Each violating seed with what it violated.
+    pub violations: Vec<(u64, Violation)>,
     /// Ticks to converge after the liveness phase began, one per run that converged.
     pub liveness_ticks: Vec<u64>,
 }
@@ -58,7 +58,7 @@ impl Report {
     }
 
     /// Add one run.
-    pub fn add(&mut self, seed: u64, stats: &RunStats, violation: Option<(Invariant, String)>) {
+    pub fn add(&mut self, seed: u64, stats: &RunStats, violation: Option<&Violation>) {
         self.seeds += 1;
         let t = &mut self.totals;
         t.ticks += stats.ticks;
@@ -72,8 +72,8 @@ impl Report {
         if let Some(t) = stats.liveness_ticks {
             self.liveness_ticks.push(t);
         }
-        if let Some((inv, detail)) = violation {
-            self.violations.push((seed, inv, detail));
+        if let Some(v) = violation {
+            self.violations.push((seed, v.clone()));
         }
     }
 
@@ -116,8 +116,8 @@ impl Report {
         );
         let _ = writeln!(s, "invariant checks:     {}", t.checks);
         let _ = writeln!(s, "violations:           {}", self.violations.len());
-        for (seed, inv, detail) in self.violations.iter().take(REPORT_VIOLATIONS_SHOWN) {
-            let _ = writeln!(s, "  seed {seed}: {inv}: {detail}");
+        for (seed, v) in self.violations.iter().take(REPORT_VIOLATIONS_SHOWN) {
+            let _ = writeln!(s, "  seed {seed}: {v}");
         }
         if self.violations.len() > REPORT_VIOLATIONS_SHOWN {
             let _ = writeln!(
@@ -148,6 +148,7 @@ pub const REPORT_VIOLATIONS_SHOWN: usize = 20;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::Invariant;
 
     #[test]
     fn aggregates_and_percentiles() {
@@ -159,11 +160,12 @@ mod tests {
                 liveness_ticks: Some(t),
                 ..RunStats::default()
             };
-            r.add(
-                seed,
-                &stats,
-                (seed == 2).then(|| (Invariant::LogMatching, "x".into())),
-            );
+            let v = Violation {
+                invariant: Invariant::LogMatching,
+                node: None,
+                detail: "x".into(),
+            };
+            r.add(seed, &stats, (seed == 2).then_some(&v));
         }
         assert_eq!(r.seeds, 3);
         assert_eq!(r.totals.ticks, 300);

@@ -133,11 +133,7 @@ fn main() -> ExitCode {
     opts.keep_trace = single && args.trace_dir.is_some();
     for seed in args.seeds.clone() {
         let run = (args.protocol.run)(seed, &opts);
-        report.add(
-            seed,
-            &run.stats,
-            run.violation.as_ref().map(|v| (v.invariant, v.to_string())),
-        );
+        report.add(seed, &run.stats, run.violation.as_ref());
         if run.violation.is_some() {
             if failing.len() < FAILURES_PRINTED_MAX {
                 print!("\n{}", run.failure_report(name));
