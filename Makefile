@@ -2,8 +2,7 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy unit demo sim bench loom python
-.PHONY: test fmt-check clippy unit demo sim bench loom raft-seeds
+.PHONY: test fmt-check clippy unit demo sim bench loom python raft-seeds
 
 test: fmt-check clippy unit loom python
 
