@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyRange, PyString, PyTuple};
 use rsm_core::check::{History, check};
 use rsm_core::sim::{
-    FaultKind, LinkFaults, ReadPath, Report as CoreReport, RunResult as CoreRunResult,
-    RunStats as CoreRunStats, SimOptions, Swarm, TICK_UNITS, run_swarm,
+    FaultKind, LinkFaults, LivenessHeal, ReadPath, Report as CoreReport,
+    RunResult as CoreRunResult, RunStats as CoreRunStats, SimOptions, Swarm, TICK_UNITS, run_swarm,
 };
 use rsm_core::{Membership, NodeId};
 
@@ -250,6 +250,7 @@ fn plan_arg(
             "ops_per_client",
         )? as u32,
         keep_trace,
+        liveness_heal: LivenessHeal::default(),
         history_check: bool_arg(check_linearizability, "check_linearizability")?
             .then_some(linearizability as fn(&History) -> Result<(), String>),
     };
@@ -400,7 +401,7 @@ value_methods!(Report, [seeds, totals, violations], {
         self.inner
             .violations
             .iter()
-            .map(|(s, inv, d)| (*s, inv.name(), d.clone()))
+            .map(|(s, v)| (*s, v.invariant.name(), v.to_string()))
             .collect()
     }
 
@@ -578,11 +579,7 @@ fn simulate(
                 return;
             }
             match plan.run(seed) {
-                Ok(r) => report.add(
-                    seed,
-                    &r.stats,
-                    r.violation.map(|v| (v.invariant, v.to_string())),
-                ),
+                Ok(r) => report.add(seed, &r.stats, r.violation.as_ref()),
                 Err(e) => failure = Some(e),
             }
         });
