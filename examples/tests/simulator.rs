@@ -188,6 +188,14 @@ fn sequencer_stalls_without_every_voter_and_the_liveness_check_says_so() {
         .map(|seed| (p.run)(seed, &opts))
         .find(|r| r.violation.is_some())
         .expect("a seed where a voter stays down");
-    let v = stalled.violation.expect("found");
+    let v = stalled.violation.clone().expect("found");
     assert_eq!(v.invariant, Invariant::Liveness, "{v}");
+    let report = stalled.failure_report(p.name);
+    assert!(
+        report.contains(&format!(
+            "--seed {} --liveness-heal quorum --liveness-ticks 300 ",
+            stalled.seed
+        )),
+        "{report}"
+    );
 }

@@ -124,6 +124,28 @@ impl Default for SimOptions {
     }
 }
 
+impl SimOptions {
+    /// The `rsm-sim` flags that set every option differing from the default, each
+    /// preceded by a space; empty for the defaults.
+    pub fn command_line_flags(&self) -> String {
+        let d = SimOptions::default();
+        let mut s = String::new();
+        if self.liveness_heal == LivenessHeal::Quorum {
+            s.push_str(" --liveness-heal quorum");
+        }
+        if self.fault_ticks != d.fault_ticks {
+            let _ = write!(s, " --fault-ticks {}", self.fault_ticks);
+        }
+        if self.liveness_ticks_max != d.liveness_ticks_max {
+            let _ = write!(s, " --liveness-ticks {}", self.liveness_ticks_max);
+        }
+        if self.ops_per_client != d.ops_per_client {
+            let _ = write!(s, " --ops-per-client {}", self.ops_per_client);
+        }
+        s
+    }
+}
+
 /// Search steps the end-of-run linearizability check may spend per key; a search that
 /// runs out is inconclusive, which is not a violation.
 pub const LINEARIZABILITY_STEPS_PER_KEY_MAX: u64 = 2_000_000;
@@ -147,6 +169,8 @@ pub struct RunResult {
     pub seed: u64,
     /// The shape the seed drew.
     pub swarm: Swarm,
+    /// The options the run used.
+    pub options: SimOptions,
     /// A hash of every event: equal digests mean identical runs.
     pub digest: Digest,
     /// Figures for the report.
@@ -184,8 +208,9 @@ impl RunResult {
                 let _ = writeln!(
                     s,
                     "reproduce: cargo run --release -p rsm-examples --bin rsm-sim -- \
-                     --protocol {protocol} --seed {} --trace-dir target/sim-trace",
-                    self.seed
+                     --protocol {protocol} --seed {}{} --trace-dir target/sim-trace",
+                    self.seed,
+                    self.options.command_line_flags()
                 );
             }
         }

@@ -222,6 +222,7 @@ where
         RunResult {
             seed: self.seed,
             swarm: self.swarm,
+            options: self.opts.clone(),
             digest: self.digest,
             stats: self.stats,
             tail: self.tail.iter().map(|e| e.to_string()).collect(),
