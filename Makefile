@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy unit demo sim bench loom python raft-seeds
+.PHONY: test fmt-check clippy unit demo sim bench loom python
 
 test: fmt-check clippy unit loom python
 
@@ -24,11 +24,6 @@ loom:
 
 bench:
 	$(CARGO) bench --workspace
-
-# Any range of Raft simulator seeds (`make test` runs 0..1000): make raft-seeds RAFT_SEEDS=0..20000
-RAFT_SEEDS ?= 0..1000
-raft-seeds:
-	RAFT_SEEDS=$(RAFT_SEEDS) $(CARGO) test --release -p rsm-consensus --test sim_raft -- --ignored seeds_from_env
 
 PROTOCOL ?= sequencer
 sim:

@@ -2,31 +2,19 @@
 //! crashes, torn writes, partitions, pauses, skewed clocks, membership changes, snapshots
 //! and leader transfers), with every invariant, linearizability and liveness checked.
 //!
-//! `cargo test -p rsm-consensus --test sim_raft` runs the default seeds in parallel
-//! batches. `RAFT_SEEDS=START..END cargo test --release -p rsm-consensus --test sim_raft
-//! -- --ignored seeds_from_env` runs any range; a failure prints the seed and a trace tail.
+//! `cargo test -p rsm-consensus --test sim_raft` runs seeds 0..1000 in parallel batches.
+//! `make sim PROTOCOL=raft SEEDS=20000` (the `rsm-sim` command, with the same
+//! configuration mix, [`RaftConfig::swarm`]) runs any range and prints the report; a failure
+//! prints the seed, a trace tail and the command that reproduces it.
 
 use rsm_consensus::{Raft, RaftConfig};
 use rsm_core::check::{History, check};
 use rsm_core::sim::{RunResult, SimOptions, run};
 use rsm_core::{Membership, NodeId};
 
-/// The configuration a simulated node runs with. The run seed (not the per-node seed)
-/// picks the options every node must share: lease reads rely on every voter's stickiness.
+/// The configuration a simulated node of run `run_seed` runs with.
 pub fn sim_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {
-    let mut c = RaftConfig::new(id, membership.clone(), seed);
-    // Small thresholds so that snapshots, chunked transfers and window limits all happen.
-    c.snapshot_entries_threshold = 24 + run_seed % 40;
-    c.snapshot_chunk_bytes = 64 + (run_seed % 7) as usize * 96;
-    c.msg_entries_max = 8 + (run_seed % 5) as usize * 16;
-    c.inflight_msgs_max = 2 + (run_seed % 3) as usize * 6;
-    c.batch_entries_max = 16;
-    // Most runs use the defaults (pre-vote and check-quorum on); some turn each off, and
-    // a quarter read from the leader's lease.
-    c.pre_vote = run_seed % 8 != 3;
-    c.check_quorum = run_seed % 8 != 5;
-    c.lease_reads = run_seed % 4 == 1 && c.check_quorum;
-    c
+    RaftConfig::swarm(run_seed, id, membership, seed)
 }
 
 fn history_check(h: &History) -> Result<(), String> {
@@ -87,25 +75,10 @@ fn a_seed_replays_identically() {
     assert_eq!(run_seed(4242).digest, run_seed(4242).digest);
 }
 
-/// Runs the seeds named by `RAFT_SEEDS` (`START..END` or one seed).
+/// The swarm really mixes in what the seeds above are meant to exercise: snapshots taken
+/// and installed, configuration entries, leadership transfers and elections.
 #[test]
-#[ignore = "run on demand with RAFT_SEEDS=START..END"]
-fn seeds_from_env() {
-    let spec = std::env::var("RAFT_SEEDS").unwrap_or_else(|_| "0..100".into());
-    let range = match spec.split_once("..") {
-        Some((a, b)) => a.parse().expect("start")..b.parse().expect("end"),
-        None => {
-            let s: u64 = spec.parse().expect("seed");
-            s..s + 1
-        }
-    };
-    run_range(range);
-}
-
-/// Coverage: how many seeds exercised snapshots, installs, reconfigurations and transfers.
-#[test]
-#[ignore = "diagnostics: prints coverage figures"]
-fn coverage() {
+fn swarm_exercises_snapshots_membership_and_transfers() {
     let (mut snaps, mut installs, mut configs, mut transfers, mut elections) = (0, 0, 0, 0, 0);
     let n = 200;
     for seed in 0..n {
@@ -121,8 +94,11 @@ fn coverage() {
         transfers += has("TimeoutNow") as u32;
         elections += r.stats.elections;
     }
-    println!(
+    let figures = format!(
         "{n} seeds: snapshots {snaps}, installs {installs}, config entries {configs}, \
          transfers {transfers}, elections {elections}"
     );
+    assert!(snaps >= n as u32 / 4, "{figures}");
+    assert!(installs > 0 && configs > 0 && transfers > 0, "{figures}");
+    assert!(elections >= n, "{figures}");
 }

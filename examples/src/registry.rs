@@ -2,7 +2,7 @@
 
 use rsm_consensus::{Raft, RaftConfig};
 use rsm_core::sim::{self, RunResult, SimOptions};
-use rsm_core::{Membership, NodeId, Prng};
+use rsm_core::{Membership, NodeId};
 
 use crate::buggy::{AckBeforeReplicate, EvenQuorum};
 use crate::elected::{Elected, ElectedConfig};
@@ -29,23 +29,15 @@ fn elected_config(id: NodeId, membership: &Membership, seed: u64) -> ElectedConf
     ElectedConfig::new(id, membership.clone(), seed)
 }
 
-/// Raft with its defaults, except that the seed also picks how often it snapshots and
-/// how many entries one message carries, so compaction and snapshot transfer get exercised.
-fn raft_config(id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {
-    let mut cfg = RaftConfig::new(id, membership.clone(), seed);
-    let mut rng = Prng::new(seed ^ 0x7261_6674);
-    cfg.snapshot_entries_threshold = *rng.pick(&[8, 32, 10_000]).expect("non-empty");
-    cfg.msg_entries_max = *rng.pick(&[4, 64, 1024]).expect("non-empty");
-    cfg
-}
-
 /// Every protocol, by name.
 pub const PROTOCOLS: &[Protocol] = &[
     Protocol {
         name: "raft",
         about: "rsm-consensus Raft: pre-vote, check-quorum, ReadIndex, snapshots (safe)",
         safe: true,
-        run: |seed, opts| sim::run::<Raft>(seed, opts, &raft_config),
+        run: |seed, opts| {
+            sim::run::<Raft>(seed, opts, &|id, m, s| RaftConfig::swarm(seed, id, m, s))
+        },
     },
     Protocol {
         name: "sequencer",

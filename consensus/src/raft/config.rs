@@ -81,6 +81,26 @@ pub enum ConfigError {
 }
 
 impl RaftConfig {
+    /// The configuration mix the deterministic simulator runs Raft with: the defaults,
+    /// with small snapshot, chunk, message and window limits so that compaction, chunked
+    /// snapshot transfer and flow control all happen, and with pre-vote, check-quorum and
+    /// lease reads varied by `run_seed`. Options every node must share (lease reads rely on
+    /// every voter's stickiness) depend only on `run_seed`, never on the node's own `seed`.
+    pub fn swarm(run_seed: u64, id: NodeId, membership: &Membership, seed: u64) -> Self {
+        let mut c = RaftConfig::new(id, membership.clone(), seed);
+        c.snapshot_entries_threshold = 24 + run_seed % 40;
+        c.snapshot_chunk_bytes = 64 + (run_seed % 7) as usize * 96;
+        c.msg_entries_max = 8 + (run_seed % 5) as usize * 16;
+        c.inflight_msgs_max = 2 + (run_seed % 3) as usize * 6;
+        c.batch_entries_max = 16;
+        // Most runs keep the defaults (pre-vote and check-quorum on); some turn each off,
+        // and a quarter read from the leader's lease, which requires check-quorum.
+        c.pre_vote = run_seed % 8 != 3;
+        c.check_quorum = run_seed % 8 != 5;
+        c.lease_reads = run_seed % 4 == 1 && c.check_quorum;
+        c
+    }
+
     /// Defaults suited to a tick of about 10 ms: elections after 10 to 20 ticks,
     /// heartbeats every 2, pre-vote and check-quorum on, lease reads off.
     pub fn new(id: NodeId, membership: Membership, seed: u64) -> Self {
