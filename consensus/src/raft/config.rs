@@ -22,7 +22,10 @@ pub struct RaftConfig {
     /// Run a pre-vote round before a real election (thesis §9.6), so that a node that
     /// cannot win does not disturb the cluster by raising the term.
     pub pre_vote: bool,
-    /// A leader that has not heard from a quorum for `election_ticks_min` steps down.
+    /// A leader steps down when a whole check period of `election_ticks_min` ticks passes
+    /// without it hearing from a quorum; counted from its last contact, that is between one
+    /// and two `election_ticks_min`. (Lease reads do not rely on this timing: a lease is
+    /// measured from the acknowledgements themselves.)
     pub check_quorum: bool,
     /// Serve reads from the leader's lease instead of a heartbeat round. Requires
     /// `check_quorum`.
