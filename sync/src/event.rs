@@ -198,9 +198,9 @@ impl Event {
                         WAITERS,
                         Queue::Primary,
                         deadline,
-                        |state, slept| {
+                        |state, woken| {
                             (state & SET != 0)
-                                .then_some(state & !SET | if slept { WAITERS } else { 0 })
+                                .then_some(state & !SET | if woken { WAITERS } else { 0 })
                         },
                     )
             }

@@ -173,9 +173,9 @@ impl Semaphore {
             WAITERS
         };
         self.state
-            .acquire_slow(waiters, Queue::Primary, deadline, |state, slept| {
+            .acquire_slow(waiters, Queue::Primary, deadline, |state, woken| {
                 (state & PERMITS >= count)
-                    .then(|| (state - count) | if slept { WAITERS } else { 0 })
+                    .then(|| (state - count) | if woken { WAITERS } else { 0 })
             })
     }
 
