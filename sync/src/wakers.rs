@@ -14,8 +14,9 @@
 //! - Only a holder of the list lock clears the bit, and only when the list is empty, so the
 //!   bit is set whenever some future is waiting.
 //!
-//! Wakers run after the list lock is released (a waker may poll at once, and the lock is not
-//! re-entrant). A woken entry is removed from the list. If its future is dropped before it
+//! Wakers run, and are dropped, only after the list lock is released (a waker may poll at
+//! once, or drop the last handle on a task that owns another future of the same primitive,
+//! and the lock is not re-entrant). A woken entry is removed from the list. If its future is dropped before it
 //! completes, for take-style primitives it may have consumed a wake meant for another
 //! waiter, so its drop passes one wake on ([`Wakers::cancel`]). No wake-up is lost and no
 //! permit leaks: a future that completed holds what it took in its output, and one that did
@@ -85,7 +86,9 @@ impl Wakers {
         let mut list = self.list.lock();
         loop {
             if attempt() {
-                list.remove(word, bit, slot);
+                let removed = list.remove(word, bit, slot);
+                drop(list);
+                drop(removed);
                 return true;
             }
             let state = word.load(Ordering::Relaxed);
@@ -96,10 +99,11 @@ impl Wakers {
             // before the bit was set is visible to the attempt; after failure, the state moved.
             let _ = word.compare_exchange(state, state | bit, Ordering::Relaxed, Ordering::Relaxed);
         }
+        let mut replaced = None;
         match slot.and_then(|id| list.entries.iter_mut().find(|e| e.id == id)) {
             Some(entry) => {
                 if !entry.waker.will_wake(waker) {
-                    entry.waker = waker.clone();
+                    replaced = Some(std::mem::replace(&mut entry.waker, waker.clone()));
                 }
             }
             None => {
@@ -113,13 +117,16 @@ impl Wakers {
                 *slot = Some(id);
             }
         }
+        drop(list);
+        drop(replaced);
         false
     }
 
     /// Forgets a future that completed: removes its entry if a wake has not already.
     fn leave(&self, word: &Word, bit: u32, slot: &mut Slot) {
         if slot.is_some() {
-            self.list.lock().remove(word, bit, slot);
+            let removed = self.list.lock().remove(word, bit, slot);
+            drop(removed);
         }
     }
 
@@ -130,8 +137,8 @@ impl Wakers {
         if slot.is_none() {
             return;
         }
-        let was_listed = self.list.lock().remove(word, bit, slot);
-        if !was_listed && pass_on {
+        let removed = self.list.lock().remove(word, bit, slot);
+        if removed.is_none() && pass_on {
             self.wake(word, bit, 1);
         }
     }
@@ -172,23 +179,21 @@ impl Wakers {
 }
 
 impl List {
-    /// Removes the entry of `slot`; clears the async bit once the list is empty. Returns
-    /// whether the entry was still listed (false: a wake removed it first).
-    fn remove(&mut self, word: &Word, bit: u32, slot: &mut Slot) -> bool {
-        let Some(id) = slot.take() else {
-            return false;
-        };
-        let listed = match self.entries.iter().position(|e| e.id == id) {
-            Some(at) => {
-                self.entries.remove(at);
-                true
-            }
-            None => false,
-        };
+    /// Removes the entry of `slot`; clears the async bit once the list is empty. Returns the
+    /// entry if it was still listed (`None`: a wake removed it first), for the caller to drop
+    /// after unlocking.
+    #[must_use = "the entry's waker is dropped after the list is unlocked"]
+    fn remove(&mut self, word: &Word, bit: u32, slot: &mut Slot) -> Option<Entry> {
+        let id = slot.take()?;
+        let removed = self
+            .entries
+            .iter()
+            .position(|e| e.id == id)
+            .map(|at| self.entries.remove(at));
         if self.entries.is_empty() {
             word.fetch_and(!bit, Ordering::Relaxed);
         }
-        listed
+        removed
     }
 }
 

@@ -311,3 +311,42 @@ fn futures_cancelled_at_random_leave_the_event_working() {
     assert_eq!(probe.wakes(), 1);
     assert!(probe.poll().is_ready());
 }
+
+/// A waker that, when woken, polls a future of the same semaphore at once, as an executor
+/// running tasks inline might: the future has to wait, so it takes the waker list's lock to
+/// register, and again to leave when dropped.
+struct PollsInline(Arc<Semaphore>, Arc<Counter>);
+
+impl Wake for PollsInline {
+    fn wake(self: Arc<Self>) {
+        let mut inner = pin!(self.0.acquire_async(2));
+        let pending = inner
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending();
+        assert!(pending, "one released permit is not two");
+        self.1.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_waker_may_poll_the_same_semaphore_while_it_runs() {
+    let sem = Arc::new(Semaphore::new(0));
+    let wakes = Arc::new(Counter::default());
+    let waker = Waker::from(Arc::new(PollsInline(Arc::clone(&sem), Arc::clone(&wakes))));
+    let mut outer = pin!(sem.acquire_async(1));
+    assert!(
+        outer
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    sem.release(1);
+    assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+    assert!(
+        outer
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready()
+    );
+}
