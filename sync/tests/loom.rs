@@ -575,3 +575,48 @@ fn gate_open_wakes_a_future_even_if_closed_at_once() {
         opener.join().unwrap();
     });
 }
+
+#[test]
+fn semaphore_wake_taken_by_a_dropped_future_passes_on() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || block_on(sem.acquire_async(1)).forget())
+        };
+        let quitter = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                // Polled once, then dropped: possibly after the release woke it. A permit it
+                // took comes back when its output is dropped.
+                let mut acquire = pin!(sem.acquire_async(1));
+                let _ = acquire
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+            })
+        };
+        sem.release(1);
+        quitter.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(sem.available(), 0);
+    });
+}
+
+#[test]
+fn lock_two_blocked_lockers_both_get_in() {
+    loom::model(|| {
+        let lock = Arc::new(Lock::new(0_u32));
+        let holder = lock.lock();
+        let lockers: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                thread::spawn(move || *lock.lock() += 1)
+            })
+            .collect();
+        drop(holder);
+        for locker in lockers {
+            locker.join().unwrap();
+        }
+        assert_eq!(*lock.lock(), 2);
+    });
+}
