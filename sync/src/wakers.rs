@@ -196,10 +196,3 @@ impl List {
         removed
     }
 }
-
-impl std::fmt::Debug for Wakers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let waiting = self.list.try_lock().map(|list| list.entries.len());
-        f.debug_struct("Wakers").field("waiting", &waiting).finish()
-    }
-}
