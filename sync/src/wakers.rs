@@ -16,9 +16,9 @@
 //!
 //! Wakers run, and are dropped, only after the list lock is released (a waker may poll at
 //! once, or drop the last handle on a task that owns another future of the same primitive,
-//! and the lock is not re-entrant). A woken entry is removed from the list. If its future is dropped before it
-//! completes, for take-style primitives it may have consumed a wake meant for another
-//! waiter, so its drop passes one wake on ([`Wakers::cancel`]). No wake-up is lost and no
+//! and the lock is not re-entrant). A woken entry is removed from the list. If its future is
+//! dropped before it completes, for take-style primitives it may have consumed a wake meant
+//! for another waiter, so its drop passes one wake on ([`Wakers::cancel`]). No wake-up is lost and no
 //! permit leaks: a future that completed holds what it took in its output, and one that did
 //! not complete took nothing.
 //!
