@@ -146,6 +146,15 @@ fn lock_contended<L: BenchLock>(c: &mut Criterion) {
     group.finish();
 }
 
+/// Polls a future that is expected to be ready at once.
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("an uncontended acquisition must not wait"),
+    }
+}
+
 fn semaphore(c: &mut Criterion) {
     let mut group = c.benchmark_group("semaphore_acquire_release");
     let rsm = rsm_sync::Semaphore::new(4);
@@ -153,6 +162,16 @@ fn semaphore(c: &mut Criterion) {
     let tokio = tokio::sync::Semaphore::new(4);
     group.bench_function("tokio", |b| {
         b.iter(|| drop(black_box(tokio.try_acquire().unwrap())))
+    });
+    group.finish();
+
+    // The async acquisitions, uncontended: each future resolves on its first poll.
+    let mut group = c.benchmark_group("semaphore_async_acquire_release");
+    group.bench_function("rsm", |b| {
+        b.iter(|| drop(black_box(poll_once(rsm.acquire_async(1)))))
+    });
+    group.bench_function("tokio", |b| {
+        b.iter(|| drop(black_box(poll_once(tokio.acquire()).unwrap())))
     });
     group.finish();
 

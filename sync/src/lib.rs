@@ -4,8 +4,15 @@
 //! or two atomic instructions; a contended thread spins for a short, bounded time and then
 //! sleeps on the word itself (the `futex` system call on Linux, a small table of condition
 //! variables elsewhere). Every wait can be bounded by a timeout or deadline. The crate never
-//! allocates on a lock path, never spins without bound, never depends on an async runtime,
-//! and never poisons: a panic releases whatever its guards hold, as documented on each type.
+//! allocates on a thread's lock path, never spins without bound, never depends on an async
+//! runtime, and never poisons: a panic releases whatever its guards hold, as documented on
+//! each type.
+//!
+//! [`Semaphore`], [`Event`] and [`Gate`] can also be waited for by a `Future`
+//! ([`Semaphore::acquire_async`], [`Event::wait_async`], [`Gate::pass_async`]) under any
+//! executor: a future that has to wait records its waker in a list beside the word (which
+//! grows to the number of futures waiting at once), and a release looks at that list only
+//! when a bit in the word says a future waits.
 //!
 //! Read first: [`Lock`] (the mutex, and the pattern every other type follows), [`Drain`]
 //! (the orderly shutdown of an event loop's workers) and [`Semaphore`]. The rest:
@@ -27,14 +34,15 @@ mod once;
 mod rwlock;
 mod semaphore;
 mod wait;
+mod wakers;
 mod word;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use drain::{Drain, Draining, Worker};
-pub use event::{Event, Reset};
-pub use gate::Gate;
+pub use event::{Event, EventWait, Reset};
+pub use gate::{Gate, Pass};
 pub use latch::Latch;
 pub use lock::{Lock, LockGuard};
 pub use once::{Once, OnceCell};
 pub use rwlock::{ReadGuard, RwLock, WriteGuard};
-pub use semaphore::{Permit, Semaphore};
+pub use semaphore::{Acquire, Permit, Semaphore};

@@ -134,8 +134,8 @@ impl<T: ?Sized> Lock<T> {
     #[cold]
     fn lock_slow(&self, deadline: Deadline) -> bool {
         self.state
-            .acquire_slow(WAITERS, Queue::Primary, deadline, |state, slept| {
-                (state & LOCKED == 0).then_some(LOCKED | state | if slept { WAITERS } else { 0 })
+            .acquire_slow(WAITERS, Queue::Primary, deadline, |state, woken| {
+                (state & LOCKED == 0).then_some(LOCKED | state | if woken { WAITERS } else { 0 })
             })
     }
 

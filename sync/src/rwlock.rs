@@ -214,9 +214,9 @@ impl<T: ?Sized> RwLock<T> {
     #[cold]
     fn write_slow(&self, deadline: Deadline) -> bool {
         self.state
-            .acquire_slow(WRITERS_WAITING, Queue::Primary, deadline, |state, slept| {
+            .acquire_slow(WRITERS_WAITING, Queue::Primary, deadline, |state, woken| {
                 (state & MASK == 0)
-                    .then_some(state | WRITE_LOCKED | if slept { WRITERS_WAITING } else { 0 })
+                    .then_some(state | WRITE_LOCKED | if woken { WRITERS_WAITING } else { 0 })
             })
     }
 

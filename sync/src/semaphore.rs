@@ -1,12 +1,18 @@
 //! `Semaphore`: a counting semaphore on one atomic word.
 
 use crate::wait::Deadline;
+use crate::wakers::{Slot, Wakers};
 use crate::word::{Ordering, Queue, WAKE_ALL, Word, const_fn};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// The low 30 bits count the available permits.
-const PERMITS: u32 = (1 << 30) - 1;
+/// The low 29 bits count the available permits.
+const PERMITS: u32 = (1 << 29) - 1;
+/// Set while a future may be waiting in the semaphore's waker list.
+const ASYNC_WAITERS: u32 = 1 << 29;
 /// Set while a thread that wants more than one permit may be asleep.
 const MULTI_WAITERS: u32 = 1 << 30;
 /// Set while any thread may be asleep.
@@ -14,7 +20,7 @@ const WAITERS: u32 = 1 << 31;
 
 /// A counting semaphore: a pool of permits that threads take and give back.
 ///
-/// The state is one `u32`: the number of available permits plus two waiter bits. Taking and
+/// The state is one `u32`: the number of available permits plus three waiter bits. Taking and
 /// returning a permit are one atomic operation each when nobody sleeps. A release of `n`
 /// permits wakes at most `n` sleepers, or all of them when one of them wants several permits
 /// (only it knows whether the new permits are enough). Permits are not handed to sleepers in
@@ -23,6 +29,11 @@ const WAITERS: u32 = 1 << 31;
 /// Acquisition returns a [`Permit`] that gives the permits back when dropped;
 /// [`Permit::forget`] keeps them taken, and [`Semaphore::release`] adds permits. There is no
 /// poisoning: a panic while a permit is held returns it during unwinding.
+///
+/// Async code can wait too: [`Semaphore::acquire_async`] returns a future that resolves to a
+/// [`Permit`], with no dependency on any runtime (waiting futures are kept in a list of
+/// wakers beside the word, touched only when a future has to wait). Dropping the future
+/// before it resolves takes nothing and passes on any wake it received.
 ///
 /// ```
 /// use rsm_sync::Semaphore;
@@ -39,6 +50,7 @@ const WAITERS: u32 = 1 << 31;
 /// ```
 pub struct Semaphore {
     state: Word,
+    wakers: Wakers,
 }
 
 /// Permits taken from a [`Semaphore`]; they go back when this is dropped.
@@ -56,7 +68,7 @@ impl Semaphore {
         /// A semaphore holding `permits` permits. Panics above [`Semaphore::MAX_PERMITS`].
         pub fn new(permits: u32) -> Semaphore {
             assert!(permits <= PERMITS, "Semaphore: too many permits");
-            Semaphore { state: Word::new(permits) }
+            Semaphore { state: Word::new(permits), wakers: Wakers::new() }
         }
     }
 
@@ -73,6 +85,37 @@ impl Semaphore {
             self.acquire_slow(count, Deadline::NEVER);
         }
         self.permit(count)
+    }
+
+    /// Takes `count` permits, as a future that resolves once it has them. Dropping the future
+    /// before then takes nothing. Panics if `count` exceeds [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// use rsm_sync::Semaphore;
+    ///
+    /// let slots = Semaphore::new(3);
+    /// let permit = block_on(slots.acquire_async(2));
+    /// assert_eq!((permit.count(), slots.available()), (2, 1));
+    /// ```
+    pub fn acquire_async(&self, count: u32) -> Acquire<'_> {
+        assert!(
+            count <= PERMITS,
+            "Semaphore: asked for more than MAX_PERMITS"
+        );
+        Acquire {
+            semaphore: self,
+            count,
+            slot: None,
+            done: false,
+        }
     }
 
     /// Takes one permit if one is available right now.
@@ -117,11 +160,12 @@ impl Semaphore {
                 .checked_add(count)
                 .filter(|&p| p <= PERMITS)
                 .expect("Semaphore: too many permits");
-            // The waiter bits are cleared: every sleeper that may use the new permits is woken
-            // and re-announces itself if it has to sleep again.
+            // The thread waiter bits are cleared: every sleeper that may use the new permits is
+            // woken and re-announces itself if it has to sleep again. The async bit belongs to
+            // the waker list, which clears it once empty.
             match self.state.compare_exchange_weak(
                 state,
-                permits,
+                permits | (state & ASYNC_WAITERS),
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -136,6 +180,9 @@ impl Semaphore {
                 count
             };
             self.state.wake(Queue::Primary, wake);
+        }
+        if state & ASYNC_WAITERS != 0 {
+            self.wakers.wake(&self.state, ASYNC_WAITERS, count);
         }
     }
 
@@ -173,9 +220,9 @@ impl Semaphore {
             WAITERS
         };
         self.state
-            .acquire_slow(waiters, Queue::Primary, deadline, |state, slept| {
+            .acquire_slow(waiters, Queue::Primary, deadline, |state, woken| {
                 (state & PERMITS >= count)
-                    .then(|| (state - count) | if slept { WAITERS } else { 0 })
+                    .then(|| (state - count) | if woken { WAITERS } else { 0 })
             })
     }
 
@@ -211,6 +258,59 @@ impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
         self.semaphore.release(self.count);
+    }
+}
+
+/// The future returned by [`Semaphore::acquire_async`].
+#[must_use = "a future does nothing unless polled"]
+pub struct Acquire<'a> {
+    semaphore: &'a Semaphore,
+    count: u32,
+    slot: Slot,
+    done: bool,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Permit<'a>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit<'a>> {
+        let this = self.get_mut();
+        assert!(!this.done, "Acquire polled after it resolved");
+        let semaphore = this.semaphore;
+        let count = this.count;
+        let taken = semaphore.wakers.poll(
+            &semaphore.state,
+            ASYNC_WAITERS,
+            &mut this.slot,
+            count,
+            cx.waker(),
+            || semaphore.try_take(count),
+        );
+        if !taken {
+            return Poll::Pending;
+        }
+        this.done = true;
+        Poll::Ready(semaphore.permit(count))
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let semaphore = self.semaphore;
+            semaphore
+                .wakers
+                .cancel(&semaphore.state, ASYNC_WAITERS, &mut self.slot, true);
+        }
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("count", &self.count)
+            .field("done", &self.done)
+            .finish()
     }
 }
 

@@ -7,11 +7,18 @@
 //! Both keep one *waiters bit* in the word: a sleeper sets it before sleeping, and whoever
 //! changes the word in a way sleepers wait for clears it and wakes them. For take-style
 //! primitives the release clears the bit and wakes one sleeper, so the other sleepers are no
-//! longer represented in the word. The classic remedy applies: a thread that has slept takes
-//! with the bit set again, so its own release wakes the next sleeper. A thread that gives up at
-//! its deadline after sleeping may have consumed a wake meant for someone else, so before it
-//! leaves it either takes after all or makes sure the bit is set while the thing is taken, which
-//! guarantees the holder's release wakes the next sleeper. No wake-up is ever lost.
+//! longer represented in the word. The thread that consumed the wake carries them: it takes
+//! with the bit set again, so its own release wakes the next sleeper, or it sets the bit and
+//! sleeps again. A thread that gives up at its deadline after consuming a wake either takes
+//! after all or makes sure the bit is set while the thing is taken, which guarantees the
+//! holder's release wakes the next sleeper. No wake-up is ever lost.
+//!
+//! Only a consumed wake creates that duty. A sleep that returns because the word had already
+//! changed (the common case under contention: the holder released while the waiter was
+//! entering the kernel), or that timed out unwoken, consumed nothing ([`Word::sleep`] says
+//! which), so the thread waits on as if it had never tried to sleep: it may spin again, and
+//! it takes without re-setting the bit, which spares its own release a wake that would reach
+//! nobody.
 
 use crate::word::{Ordering, Queue, Word};
 use std::time::{Duration, Instant};
@@ -120,10 +127,10 @@ impl Spin {
 }
 
 impl Word {
-    /// Takes from the word: `take(state, slept)` returns the state after taking, or `None` if
-    /// `state` cannot be taken from. A thread that has slept must return a state with
-    /// `waiters` set (see the module comment). Sleepers set every bit of `waiters` and sleep on
-    /// `queue`. Returns false if `deadline` passed first.
+    /// Takes from the word: `take(state, woken)` returns the state after taking, or `None` if
+    /// `state` cannot be taken from. A thread that may have consumed a wake (`woken`) must
+    /// return a state with `waiters` set (see the module comment). Sleepers set every bit of
+    /// `waiters` and sleep on `queue`. Returns false if `deadline` passed first.
     #[inline(never)]
     pub(crate) fn acquire_slow(
         &self,
@@ -133,10 +140,10 @@ impl Word {
         take: impl Fn(u32, bool) -> Option<u32>,
     ) -> bool {
         let mut spin = Spin::new();
-        let mut slept = false;
+        let mut woken = false;
         let mut state = self.load(Ordering::Relaxed);
         loop {
-            if let Some(next) = take(state, slept) {
+            if let Some(next) = take(state, woken) {
                 match self.compare_exchange_weak(state, next, Ordering::Acquire, Ordering::Relaxed)
                 {
                     Ok(_) => return true,
@@ -147,14 +154,16 @@ impl Word {
                 }
             }
             // Spin only while nobody sleeps: behind a sleeper, queueing is cheaper and fairer.
-            if !slept && state & waiters == 0 && spin.spin() {
+            // A thread carrying a consumed wake may spin too: until it takes or sleeps again,
+            // it is the one still awake on behalf of the others.
+            if state & waiters == 0 && spin.spin() {
                 state = self.load(Ordering::Relaxed);
                 continue;
             }
             let marked = state & waiters == waiters;
-            if deadline.expired() && (!slept || marked) {
-                // Either this thread never slept (so it consumed no wake), or the bit is set
-                // while the word cannot be taken, so the next release wakes a sleeper.
+            if deadline.expired() && (!woken || marked) {
+                // Either this thread consumed no wake, or the bit is set while the word
+                // cannot be taken, so the next release wakes a sleeper.
                 return false;
             }
             if !marked {
@@ -172,8 +181,10 @@ impl Word {
                     return false;
                 }
             }
-            self.sleep(state, queue, &deadline);
-            slept = true;
+            woken |= self.sleep(state, queue, &deadline);
+            // A fresh spin budget: the holder may have released while this thread entered the
+            // kernel, and a woken thread competes with spinning newcomers on equal terms.
+            spin = Spin::new();
             state = self.load(Ordering::Relaxed);
         }
     }

@@ -63,13 +63,18 @@ impl Word {
 
     /// Sleeps on `queue` while the word holds `expected`, until woken, until `deadline`, or
     /// spuriously. Callers always re-check the word afterwards.
-    pub(crate) fn sleep(&self, expected: u32, queue: Queue, deadline: &Deadline) {
+    ///
+    /// Returns whether this sleep may have consumed a wake meant for the queue. False means it
+    /// certainly did not: the word no longer held `expected`, or the sleep timed out or was
+    /// interrupted without being woken. A thread that consumed no wake owes nothing to the
+    /// other sleepers (see `Word::acquire_slow`).
+    pub(crate) fn sleep(&self, expected: u32, queue: Queue, deadline: &Deadline) -> bool {
         #[cfg(loom)]
-        self.sleepers.sleep(&self.value, expected, queue, deadline);
+        return self.sleepers.sleep(&self.value, expected, queue, deadline);
         #[cfg(all(not(loom), target_os = "linux"))]
-        linux::sleep(&self.value, expected, queue, deadline);
+        return linux::sleep(&self.value, expected, queue, deadline);
         #[cfg(all(not(loom), not(target_os = "linux")))]
-        table::sleep(&self.value, expected, queue, deadline);
+        return table::sleep(&self.value, expected, queue, deadline);
     }
 
     /// Wakes up to `count` sleepers of `queue` ([`WAKE_ALL`] for all). Called after the store
@@ -109,14 +114,19 @@ mod linux {
         1 << queue as u32
     }
 
-    pub(super) fn sleep(word: &AtomicU32, expected: u32, queue: Queue, deadline: &Deadline) {
+    pub(super) fn sleep(
+        word: &AtomicU32,
+        expected: u32,
+        queue: Queue,
+        deadline: &Deadline,
+    ) -> bool {
         let mut timeout = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
         let timeout_ptr: *const libc::timespec = match deadline.remaining() {
             None => std::ptr::null(),
-            Some(left) if left.is_zero() => return,
+            Some(left) if left.is_zero() => return false,
             Some(left) => {
                 // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, the clock that
                 // `Instant` reads on Linux.
@@ -140,9 +150,8 @@ mod linux {
         };
         // SAFETY: `word.as_ptr()` points to a live, aligned u32 for the duration of the call
         // (the caller borrows the word); the kernel only reads it. `timeout_ptr` is null or
-        // points to `timeout`, alive until the call returns. The result is ignored on purpose:
-        // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "re-check the word".
-        unsafe {
+        // points to `timeout`, alive until the call returns.
+        let result = unsafe {
             libc::syscall(
                 libc::SYS_futex,
                 word.as_ptr(),
@@ -151,8 +160,12 @@ mod linux {
                 timeout_ptr,
                 std::ptr::null::<u32>(),
                 bitset(queue),
-            );
-        }
+            )
+        };
+        // Zero means woken (or, rarely, a spurious return the kernel cannot tell apart). The
+        // errors EAGAIN (the word had changed), ETIMEDOUT and EINTR are reported only when the
+        // kernel removed the sleeper from its queue itself, so no wake was consumed.
+        result == 0
     }
 
     pub(super) fn wake(word: &AtomicU32, queue: Queue, count: u32) {
@@ -203,17 +216,25 @@ mod table {
         &TABLE[(addr >> 2).wrapping_mul(0x9e37_79b9) % BUCKETS]
     }
 
-    pub(super) fn sleep(word: &AtomicU32, expected: u32, _queue: Queue, deadline: &Deadline) {
+    /// A wake notifies the whole bucket, so any sleep that reached the condition variable may
+    /// have consumed one.
+    pub(super) fn sleep(
+        word: &AtomicU32,
+        expected: u32,
+        _queue: Queue,
+        deadline: &Deadline,
+    ) -> bool {
         let bucket = bucket(word);
         let guard = bucket.lock.lock().unwrap_or_else(PoisonError::into_inner);
         if word.load(Ordering::Relaxed) != expected {
-            return;
+            return false;
         }
         match deadline.remaining() {
             None => drop(bucket.cond.wait(guard)),
-            Some(left) if left.is_zero() => {}
+            Some(left) if left.is_zero() => return false,
             Some(left) => drop(bucket.cond.wait_timeout(guard, left)),
         }
+        true
     }
 
     pub(super) fn wake(word: &AtomicU32, _queue: Queue, _count: u32) {
@@ -253,18 +274,18 @@ mod model {
             expected: u32,
             queue: Queue,
             deadline: &Deadline,
-        ) {
+        ) -> bool {
             let q = queue as usize;
             let mut timed = self
                 .timed
                 .lock()
                 .expect("the model's mutex is never poisoned");
             if word.load(Ordering::Relaxed) != expected {
-                return;
+                return false;
             }
             if !deadline.is_timed() {
                 drop(self.queues[q].wait(timed));
-                return;
+                return true;
             }
             timed[q] += 1;
             drop(timed);
@@ -273,9 +294,17 @@ mod model {
                 .timed
                 .lock()
                 .expect("the model's mutex is never poisoned");
-            // Unless a wake already consumed the registration, withdraw it.
-            timed[q] = timed[q].saturating_sub(1);
             deadline.note_timed_sleep();
+            // Unless a wake already consumed the registration, withdraw it. Registrations are
+            // counted, not named: when several timed sleepers share a queue, the last ones to
+            // withdraw report the consumed wakes, so exactly as many sleeps report a consumed
+            // wake as there were wakes.
+            if timed[q] > 0 {
+                timed[q] -= 1;
+                false
+            } else {
+                true
+            }
         }
 
         pub(super) fn wake(&self, queue: Queue, count: u32) {
@@ -298,5 +327,48 @@ mod model {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Ordering, Queue, WAKE_ALL, Word};
+    use crate::wait::Deadline;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn a_sleep_on_a_stale_value_consumes_no_wake() {
+        let word = Word::new(1);
+        assert!(!word.sleep(0, Queue::Primary, &Deadline::NEVER));
+    }
+
+    /// The portable table cannot tell a timeout from a wake at the deadline, so it reports a
+    /// possible wake; the futex can.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sleep_that_times_out_unwoken_consumes_no_wake() {
+        let word = Word::new(0);
+        let deadline = Deadline::after(Duration::from_millis(1));
+        while !deadline.expired() {
+            assert!(!word.sleep(0, Queue::Primary, &deadline));
+        }
+    }
+
+    #[test]
+    fn a_woken_sleep_reports_the_wake() {
+        let word = Word::new(0);
+        let returned = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Nothing but a wake ends an untimed sleep on the current value.
+                assert!(word.sleep(0, Queue::Primary, &Deadline::NEVER));
+                returned.store(true, Ordering::Release);
+            });
+            while !returned.load(Ordering::Acquire) {
+                word.wake(Queue::Primary, WAKE_ALL);
+                std::thread::yield_now();
+            }
+        });
     }
 }

@@ -17,6 +17,9 @@ use loom::thread;
 use rsm_sync::{
     Barrier, Drain, Event, Gate, Latch, Lock, Once, OnceCell, Reset, RwLock, Semaphore,
 };
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 /// A counter whose unsynchronized increments loom checks for races.
@@ -456,5 +459,164 @@ fn drain_never_returns_while_a_worker_is_inside() {
         assert!(drain.register().is_err());
         worker.join().unwrap();
         assert!(seen <= 1);
+    });
+}
+
+/// A wake-up flag for the executor below. (Not `thread::park`: loom lets an unpark release a
+/// thread blocked on a loom mutex, which real threads never do.)
+struct Signal {
+    woken: loom::sync::Mutex<bool>,
+    cond: loom::sync::Condvar,
+}
+
+impl Wake for Signal {
+    fn wake(self: std::sync::Arc<Self>) {
+        *self.woken.lock().unwrap() = true;
+        self.cond.notify_one();
+    }
+}
+
+/// A minimal executor for one future on one loom thread: poll, sleep until woken, repeat. A
+/// lost wake-up leaves the thread asleep forever, which loom reports as a deadlock.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let signal = std::sync::Arc::new(Signal {
+        woken: loom::sync::Mutex::new(false),
+        cond: loom::sync::Condvar::new(),
+    });
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        let mut woken = signal.woken.lock().unwrap();
+        while !*woken {
+            woken = signal.cond.wait(woken).unwrap();
+        }
+        *woken = false;
+    }
+}
+
+#[test]
+fn semaphore_future_is_woken_by_a_release() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || block_on(sem.acquire_async(1)).forget())
+        };
+        sem.release(1);
+        waiter.join().unwrap();
+        assert_eq!(sem.available(), 0);
+    });
+}
+
+#[test]
+fn semaphore_future_and_blocked_thread_both_get_a_permit() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let future = {
+            let sem = sem.clone();
+            thread::spawn(move || block_on(sem.acquire_async(1)).forget())
+        };
+        let blocking = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.acquire().forget())
+        };
+        sem.release(1);
+        sem.release(1);
+        future.join().unwrap();
+        blocking.join().unwrap();
+        assert_eq!(sem.available(), 0);
+    });
+}
+
+#[test]
+fn auto_event_wake_taken_by_a_dropped_future_passes_on() {
+    loom::model(|| {
+        let event = Arc::new(Event::new(Reset::Auto));
+        let waiter = {
+            let event = event.clone();
+            thread::spawn(move || block_on(event.wait_async()))
+        };
+        let quitter = {
+            let event = event.clone();
+            thread::spawn(move || {
+                // Polled once, then dropped: possibly after the signal woke it.
+                let mut wait = pin!(event.wait_async());
+                let _ = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            })
+        };
+        event.set();
+        quitter.join().unwrap();
+        // If the quitter consumed the signal, signal again: the waiter must still get one.
+        if !event.is_set() {
+            event.set();
+        }
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn gate_open_wakes_a_future_even_if_closed_at_once() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(false));
+        // Made before the gate opens, so the open releases it whenever it is polled.
+        let pass = gate.pass_async();
+        let opener = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                gate.open();
+                gate.close();
+            })
+        };
+        block_on(pass);
+        opener.join().unwrap();
+    });
+}
+
+#[test]
+fn semaphore_wake_taken_by_a_dropped_future_passes_on() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || block_on(sem.acquire_async(1)).forget())
+        };
+        let quitter = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                // Polled once, then dropped: possibly after the release woke it. A permit it
+                // took comes back when its output is dropped.
+                let mut acquire = pin!(sem.acquire_async(1));
+                let _ = acquire
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+            })
+        };
+        sem.release(1);
+        quitter.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(sem.available(), 0);
+    });
+}
+
+#[test]
+fn lock_two_blocked_lockers_both_get_in() {
+    loom::model(|| {
+        let lock = Arc::new(Lock::new(0_u32));
+        let holder = lock.lock();
+        let lockers: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                thread::spawn(move || *lock.lock() += 1)
+            })
+            .collect();
+        drop(holder);
+        for locker in lockers {
+            locker.join().unwrap();
+        }
+        assert_eq!(*lock.lock(), 2);
     });
 }
