@@ -5,18 +5,14 @@
 //! `cargo run --release --manifest-path consensus/compare-raft-rs/Cargo.toml [ENTRIES]`
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use raft::eraftpb::{ConfState, EntryType, Message};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 use slog::{Discard, Logger, o};
 
-#[path = "../../benches/support/counting_alloc.rs"]
-mod counting_alloc;
-
-use counting_alloc::ALLOCATIONS;
+#[path = "../../benches/support/measurement.rs"]
+mod measurement;
 
 const NODES: u64 = 3;
 
@@ -41,8 +37,10 @@ impl Loop {
                     max_inflight_msgs: 64,
                     ..Default::default()
                 };
-                let storage =
-                    MemStorage::new_with_conf_state(ConfState::from(((1..=NODES).collect::<Vec<_>>(), vec![])));
+                let storage = MemStorage::new_with_conf_state(ConfState::from((
+                    (1..=NODES).collect::<Vec<_>>(),
+                    vec![],
+                )));
                 RawNode::new(&config, storage, &logger).expect("valid config")
             })
             .collect();
@@ -89,7 +87,9 @@ impl Loop {
         if i == 0 {
             self.committed += committed
                 .iter()
-                .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty())
+                .filter(|e| {
+                    e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty()
+                })
                 .count() as u64;
         }
         node.advance_apply();
@@ -119,7 +119,9 @@ impl Loop {
         let target = self.committed + entries;
         while self.committed < target {
             let in_flight = self.proposed - self.committed;
-            let room = window.saturating_sub(in_flight).min(target - self.committed);
+            let room = window
+                .saturating_sub(in_flight)
+                .min(target - self.committed);
             for _ in 0..room {
                 self.proposed += 1;
                 self.nodes[0]
@@ -136,22 +138,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
-    println!("| payload | in flight | entries/s | allocations per entry |");
-    println!("|---|---|---|---|");
-    for payload in [16usize, 1024] {
-        for window in [1u64, 64, 256] {
-            let mut l = Loop::new(payload);
-            l.run(entries / 10 + 1, window);
-            let before = ALLOCATIONS.load(Ordering::Relaxed);
-            let start = Instant::now();
-            l.run(entries, window);
-            let secs = start.elapsed().as_secs_f64();
-            let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
-            println!(
-                "| {payload} B | {window} | {:.0} | {:.2} |",
-                entries as f64 / secs,
-                allocs as f64 / entries as f64
-            );
-        }
-    }
+    measurement::print_table(entries, Loop::new, |cluster, n, window| {
+        cluster.run(n, window)
+    });
 }
