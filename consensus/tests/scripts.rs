@@ -1,4 +1,4 @@
-//! Raft at the rule level, through the scripted interaction format of `rsm_core::script`:
+//! Raft at the rule level, through the scripted interaction format of `rsm_script`:
 //! every script under `tests/scripts/raft/` is a golden transcript of one situation from
 //! the Raft paper or thesis. `RSM_REWRITE=1 cargo test -p rsm-consensus --test scripts`
 //! regenerates them; read the diff before committing it.
@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use rsm_consensus::{Raft, RaftConfig, RaftMessage};
-use rsm_core::script::{self, NodeSetup, Protocol};
+use rsm_script::{self as script, NodeSetup, Protocol};
 
 /// Scripts Raft replicas. `create` options name `RaftConfig` fields (`pre_vote=false`,
 /// `election_ticks_min=5`, `snapshot_entries_threshold=4`, ...).

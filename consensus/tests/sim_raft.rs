@@ -7,10 +7,10 @@
 //! configuration mix, [`RaftConfig::swarm`]) runs any range and prints the report; a failure
 //! prints the seed, a trace tail and the command that reproduces it.
 
+use rsm_check::{History, check};
 use rsm_consensus::{Raft, RaftConfig};
-use rsm_core::check::{History, check};
-use rsm_core::sim::{RunResult, SimOptions, run};
 use rsm_core::{Membership, NodeId};
+use rsm_sim::{RunResult, SimOptions, run};
 
 /// The configuration a simulated node of run `run_seed` runs with.
 pub fn sim_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {

@@ -8,14 +8,15 @@
 //!
 //! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
 //! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
-//! [`Persist`]). The [`sim`] module is the deterministic simulator that hosts any
-//! [`Replica`] in a faulty world and checks it; the [`check`] module holds the
-//! linearizability checker for client histories; [`kv`] the reference key-value state machine with exactly-once sessions;
-//! [`script`] the scripted interaction tests with golden transcripts.
+//! [`Persist`]). [`kv`] holds the reference key-value state machine and [`session`] the
+//! exactly-once client sessions every protocol shares.
+//!
+//! The testing tools live beside this crate, each in its own: `rsm-sim` (the
+//! deterministic simulator), `rsm-check` (the linearizability checker) and `rsm-script`
+//! (scripted interaction tests with golden transcripts). This crate does no I/O at all.
 
 #![warn(missing_docs)]
 
-pub mod check;
 mod codec;
 mod entry;
 mod error;
@@ -26,9 +27,7 @@ mod membership;
 mod reject;
 mod replica;
 mod rng;
-pub mod script;
 pub mod session;
-pub mod sim;
 mod state_machine;
 
 pub use codec::{

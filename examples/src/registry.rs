@@ -1,8 +1,8 @@
 //! The protocols `rsm-sim` knows, by name. Adding one is one line in [`PROTOCOLS`].
 
 use rsm_consensus::{Raft, RaftConfig};
-use rsm_core::sim::{self, RunResult, SimOptions};
 use rsm_core::{Membership, NodeId};
+use rsm_sim::{self as sim, RunResult, SimOptions};
 
 use crate::buggy::{AckBeforeReplicate, EvenQuorum};
 use crate::elected::{Elected, ElectedConfig};

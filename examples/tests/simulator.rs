@@ -2,10 +2,10 @@
 //! one passes every seed and converges after heal; each unsafe one is caught within 1,000
 //! seeds, and its seed reproduces the same violation.
 
-use rsm_core::sim::{self, Invariant, LivenessHeal, SimOptions, Swarm};
 use rsm_core::{Membership, NodeId};
 use rsm_examples::registry::{self, Protocol};
 use rsm_examples::sequencer::{Sequencer, SequencerConfig};
+use rsm_sim::{self as sim, Invariant, LivenessHeal, SimOptions, Swarm};
 
 /// Seeds the safe replica must pass in the default test run.
 const SAFE_SEEDS: u64 = 200;

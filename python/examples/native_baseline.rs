@@ -11,13 +11,13 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use rsm_check::check;
 use rsm_consensus::{Raft, RaftConfig, RaftMessage};
-use rsm_core::check::check;
-use rsm_core::sim::{SimOptions, run};
 use rsm_core::{
     Bytes, Durable, Effect, Input, LogIndex, Membership, NodeId, Replica, RequestId, Role,
     decode_body, encode_body,
 };
+use rsm_sim::{SimOptions, run};
 
 /// Payload of every proposal, in bytes (the Python bench uses the same).
 const PAYLOAD_BYTES: usize = 16;

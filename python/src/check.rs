@@ -3,9 +3,7 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rsm_core::check::{
-    Call, History, Operation as CoreOperation, Outcome, Ret, Verdict as CoreVerdict,
-};
+use rsm_check::{Call, History, Operation as CoreOperation, Outcome, Ret, Verdict as CoreVerdict};
 
 use crate::args::{bool_arg, opt_u64_arg, str_arg, type_name, u64_arg};
 use crate::values::value_methods;
@@ -303,7 +301,7 @@ pub(crate) fn history_arg(ops: &Bound<'_, PyAny>) -> PyResult<History> {
 fn check(py: Python<'_>, history: &Bound<'_, PyAny>) -> PyResult<Verdict> {
     let history = history_arg(history)?;
     let inner = py.detach(|| {
-        std::panic::catch_unwind(|| rsm_core::check::check(&history))
+        std::panic::catch_unwind(|| rsm_check::check(&history))
             .map_err(|p| crate::host::panic_message(&*p))
     });
     inner

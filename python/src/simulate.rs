@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyRange, PyString, PyTuple};
-use rsm_core::check::{History, check};
-use rsm_core::sim::{
+use rsm_check::{History, check};
+use rsm_core::{Membership, NodeId};
+use rsm_sim::{
     FaultKind, LinkFaults, LivenessHeal, ReadPath, Report as CoreReport,
     RunResult as CoreRunResult, RunStats as CoreRunStats, SimOptions, Swarm, TICK_UNITS, run_swarm,
 };
-use rsm_core::{Membership, NodeId};
 
 use crate::args::{Options, bool_arg, options_arg, probability_arg, str_arg, type_name, u64_arg};
 use crate::check::Operation;

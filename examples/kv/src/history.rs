@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use rsm_core::check::{History, Operation};
+use rsm_check::{History, Operation};
 
 /// The value bytes for value id `id`, at least 8 bytes long.
 pub fn encode_value(id: u64, size: usize) -> Bytes {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rsm_check::{Call, Operation, Outcome, Ret};
 use rsm_core::Prng;
-use rsm_core::check::{Call, Operation, Outcome, Ret};
 use tokio::task::JoinSet;
 
 use crate::client::{ClientConfig, KvClient, KvError};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rsm_check::{Call, Operation, Outcome, Ret, check};
 use rsm_core::NodeId;
-use rsm_core::check::{Call, Operation, Outcome, Ret, check};
 use rsm_kv::history::{Recorder, decode_value};
 use rsm_kv::workload::{self, Progress, SampleOutcome, WorkloadConfig};
 use rsm_kv::{KvClient, LocalCluster, ServerProgram};

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rsm_core::sim::{self, LivenessHeal, Report, RunResult, SimOptions};
 use rsm_examples::registry::{self, PROTOCOLS, Protocol};
+use rsm_sim::{self as sim, LivenessHeal, Report, RunResult, SimOptions};
 
 /// Failure reports printed in full; later violating seeds are listed in the summary only.
 const FAILURES_PRINTED_MAX: usize = 3;

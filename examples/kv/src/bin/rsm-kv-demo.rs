@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rsm_check::{Verdict, check};
 use rsm_core::NodeId;
-use rsm_core::check::{Verdict, check};
 use rsm_kv::flags::Flags;
 use rsm_kv::history::Recorder;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
@@ -187,7 +187,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let linearizable = verdict.is_linearizable();
     match &verdict {
         Verdict::Linearizable => println!(
-            "  linearizability  linearizable ({} operations checked by rsm_core::check)",
+            "  linearizability  linearizable ({} operations checked by rsm_check)",
             history.len()
         ),
         other => println!("  linearizability  {other}"),

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rsm_core::check::check;
+use rsm_check::check;
 use rsm_kv::flags::{Flags, NodeAddrs};
 use rsm_kv::history::{Recorder, encode_value};
 use rsm_kv::wire::ServerStatus;

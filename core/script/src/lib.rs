@@ -70,6 +70,8 @@
 //! output, up to a blank line. `RSM_REWRITE=1 cargo test` regenerates the files; review
 //! the diff before committing it, since a transcript that records a bug is a defect.
 
+#![warn(missing_docs)]
+
 mod command;
 mod golden;
 mod host;
@@ -77,9 +79,9 @@ mod render;
 
 use std::collections::BTreeMap;
 
-use crate::ids::NodeId;
-use crate::membership::Membership;
-use crate::replica::Replica;
+use rsm_core::Membership;
+use rsm_core::NodeId;
+use rsm_core::Replica;
 
 pub use golden::{Outcome, REWRITE_ENV, SEPARATOR, check, diff, run_dir};
 pub use host::{Interpreter, STABILIZE_ROUNDS_MAX};

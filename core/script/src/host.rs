@@ -17,14 +17,14 @@ use bytes::Bytes;
 use super::command::{Command, Filter, Nodes, parse};
 use super::render;
 use super::{NodeSetup, Protocol};
-use crate::entry::{Entry, EntryKind, SnapshotMeta};
-use crate::ids::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
-use crate::kv::{KvCommand, KvOp, KvStore};
-use crate::membership::Membership;
-use crate::replica::{Durable, Effect, HardState, Input, Persist, Replica};
-use crate::rng::Prng;
-use crate::session::{ClientId, SessionHeader};
-use crate::state_machine::StateMachine;
+use rsm_core::Membership;
+use rsm_core::Prng;
+use rsm_core::StateMachine;
+use rsm_core::kv::{KvCommand, KvOp, KvStore};
+use rsm_core::session::{ClientId, SessionHeader};
+use rsm_core::{Durable, Effect, HardState, Input, Persist, Replica};
+use rsm_core::{Entry, EntryKind, SnapshotMeta};
+use rsm_core::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
 
 type Msg<P> = <<P as Protocol>::Replica as Replica>::Message;
 
@@ -168,7 +168,7 @@ impl Out {
 /// Runs script commands against a cluster of `P::Replica`s.
 ///
 /// ```
-/// # use rsm_core::script::{Interpreter, Protocol};
+/// # use rsm_script::{Interpreter, Protocol};
 /// # fn demo<P: Protocol>(protocol: P) {
 /// let mut script = Interpreter::new(protocol);
 /// let transcript = script.run("create 1 2 3 seed=7");

@@ -4,7 +4,7 @@
 //! ([`Swarm::draw`]), and every random choice during the run, so a seed reproduces a run
 //! byte for byte ([`RunResult::digest`]). The simulator is the reference host: it executes
 //! effects in order, holds each `Send` until the persists before it are synced, applies
-//! committed commands to a per-node [`KvStore`](crate::kv::KvStore), and answers snapshot,
+//! committed commands to a per-node [`KvStore`](rsm_core::kv::KvStore), and answers snapshot,
 //! read and proposal effects the way a production host must.
 //!
 //! A run has two phases. In the fault phase clients issue reads, writes and
@@ -35,13 +35,15 @@
 //! #     }
 //! #     fn status(&self) -> Status { Status { id: self.0, ..Status::default() } }
 //! # }
-//! use rsm_core::sim::{self, SimOptions};
+//! use rsm_sim::{self as sim, SimOptions};
 //!
 //! let opts = SimOptions { ops_per_client: 0, ..SimOptions::default() };
 //! let result = sim::run::<Idle>(7, &opts, &|id, _membership, _seed| id);
 //! assert!(result.violation.is_none(), "{}", result.failure_report("idle"));
 //! assert_eq!(sim::run::<Idle>(7, &opts, &|id, _, _| id).digest, result.digest);
 //! ```
+
+#![warn(missing_docs)]
 
 mod client;
 mod disk;
@@ -58,8 +60,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::{self, CheckConfig, History, Verdict};
-use crate::{Membership, NodeId, Replica};
+use rsm_check::{self as check, CheckConfig, History, Verdict};
+use rsm_core::{Membership, NodeId, Replica};
 
 pub use client::{ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, RETRY_BACKOFF_UNITS};
 pub use disk::{CrashDamage, DISK_PENDING_MAX, Disk};

@@ -1,11 +1,11 @@
-//! Safety invariants checked on every step, generic over any [`Replica`](crate::Replica):
+//! Safety invariants checked on every step, generic over any [`Replica`](rsm_core::Replica):
 //! they look only at `status()` and at the effects a replica emits.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::session::ClientId;
-use crate::{Entry, EntryKind, Epoch, LogIndex, NodeId, PersistSeq, Role, Status};
+use rsm_core::session::ClientId;
+use rsm_core::{Entry, EntryKind, Epoch, LogIndex, NodeId, PersistSeq, Role, Status};
 
 /// The properties the simulator checks.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -302,7 +302,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Bytes;
+    use rsm_core::Bytes;
 
     fn status(id: u64, role: Role, epoch: u64, commit: u64) -> Status {
         Status {

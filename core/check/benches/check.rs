@@ -1,7 +1,7 @@
 //! Linearizability checker throughput on a 10,000-operation, 10-client, 10-key history.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rsm_core::check::{check, synthetic_history};
+use rsm_check::{check, synthetic_history};
 
 fn bench_check(c: &mut Criterion) {
     let history = synthetic_history(42, 10, 10, 10_000);

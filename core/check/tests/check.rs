@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use rsm_core::Prng;
-use rsm_core::check::{
+use rsm_check::{
     Call, CheckConfig, History, Operation, Outcome, Ret, Verdict, check, check_with,
     synthetic_history,
 };
+use rsm_core::Prng;
 
 fn op(
     client: u64,

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use rsm_core::sim::{self, SimOptions, Swarm};
 use rsm_core::{
     Durable, Effect, Entry, Epoch, HardState, Input, LogIndex, Membership, NodeId, Persist,
     PersistSeq, Replica, RestoreError, Role, Status,
 };
+use rsm_sim::{self as sim, SimOptions, Swarm};
 
 /// A single-node log: commits what is durable, snapshots every few entries.
 #[derive(Debug)]

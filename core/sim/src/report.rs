@@ -148,7 +148,7 @@ pub const REPORT_VIOLATIONS_SHOWN: usize = 20;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Invariant;
+    use crate::Invariant;
 
     #[test]
     fn aggregates_and_percentiles() {

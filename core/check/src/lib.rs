@@ -9,6 +9,8 @@
 //! an earlier instant (operations still open then become indeterminate) and dropping pure
 //! observations (reads, failed compare-and-swaps).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::{Call, Outcome, Ret};
-use crate::kv::{KvCommand, KvOp, KvResponse};
-use crate::session::{ClientId, SessionHeader};
-use crate::{Bytes, Epoch, LogIndex, NodeId, Prng, RequestId};
+use rsm_check::{Call, Outcome, Ret};
+use rsm_core::kv::{KvCommand, KvOp, KvResponse};
+use rsm_core::session::{ClientId, SessionHeader};
+use rsm_core::{Bytes, Epoch, LogIndex, NodeId, Prng, RequestId};
 
 use super::swarm::ReadPath;
 

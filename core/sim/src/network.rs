@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{NodeId, Prng};
+use rsm_core::{NodeId, Prng};
 
 /// How the network treats messages on links that are up. Drawn per seed.
 #[derive(Copy, Clone, Debug, PartialEq)]

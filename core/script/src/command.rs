@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::NodeId;
+use rsm_core::NodeId;
 
 /// Which nodes a command addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]

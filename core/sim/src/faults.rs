@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{NodeId, Prng};
+use rsm_core::{NodeId, Prng};
 
 use super::network::Network;
 
@@ -183,7 +183,7 @@ pub fn partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::network::LinkFaults;
+    use crate::network::LinkFaults;
 
     fn ids(n: u64) -> Vec<NodeId> {
         (1..=n).map(NodeId).collect()

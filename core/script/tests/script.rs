@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rsm_core::script::{self, Interpreter, NodeSetup, Protocol};
 use rsm_core::{
     Durable, Effect, Entry, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq,
     RejectReason, Replica, RestoreError, Role, Status,
 };
+use rsm_script::{self as script, Interpreter, NodeSetup, Protocol};
 use serde::{Deserialize, Serialize};
 
 /// The sequencer's only epoch: its leader never changes.

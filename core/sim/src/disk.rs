@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::{Durable, Persist, PersistError, PersistSeq, Prng};
+use rsm_core::{Durable, Persist, PersistError, PersistSeq, Prng};
 
 /// Unsynced writes a disk holds before the simulator calls the automaton broken: a
 /// replica that never waits for `Persisted` would otherwise grow this without bound.
@@ -132,7 +132,7 @@ impl Disk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Bytes, Entry, Epoch, HardState, LogIndex};
+    use rsm_core::{Bytes, Entry, Epoch, HardState, LogIndex};
 
     fn append(first: u64, n: u64) -> Persist {
         Persist::Append {

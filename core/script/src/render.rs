@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::entry::{Entry, EntryKind};
-use crate::ids::{Epoch, NodeId};
-use crate::kv::{KvCommand, KvOp};
-use crate::membership::Membership;
-use crate::reject::RejectReason;
-use crate::replica::{HardState, Persist, Status};
+use rsm_core::Membership;
+use rsm_core::RejectReason;
+use rsm_core::kv::{KvCommand, KvOp};
+use rsm_core::{Entry, EntryKind};
+use rsm_core::{Epoch, NodeId};
+use rsm_core::{HardState, Persist, Status};
 
 /// `i5` for one index, `i5..7` for a range, `i-` for none.
 pub fn index_range(entries: &[Entry]) -> String {
@@ -184,10 +184,10 @@ pub fn status(s: &Status, epoch_prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::LogIndex;
-    use crate::kv::KvCommand;
-    use crate::session::{ClientId, SessionHeader};
     use bytes::Bytes;
+    use rsm_core::LogIndex;
+    use rsm_core::kv::KvCommand;
+    use rsm_core::session::{ClientId, SessionHeader};
 
     #[test]
     fn entry_runs_and_payloads() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::history::{Call, History, Operation, Outcome};
-use crate::rng::Prng;
+use rsm_core::Prng;
 
 /// A linearizable history of `ops` operations by `clients` concurrent clients on `keys`
 /// keys, fixed by `seed`.

@@ -6,8 +6,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::check::{Call, Outcome};
-use crate::{Epoch, LogIndex, NodeId, PersistSeq, Role};
+use rsm_check::{Call, Outcome};
+use rsm_core::{Epoch, LogIndex, NodeId, PersistSeq, Role};
 
 /// One thing that happened at simulated time `at`.
 #[derive(Clone, Debug, Serialize)]

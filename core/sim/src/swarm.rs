@@ -1,7 +1,7 @@
 //! Swarm testing: every seed draws its own cluster size, fault mix and client load, so
 //! rare combinations of faults get tried without anyone choosing them.
 
-use crate::Prng;
+use rsm_core::Prng;
 
 use super::network::LinkFaults;
 

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::check::{Call, History, Operation, Outcome, Ret};
-use crate::kv::{KvCommand, KvStore};
-use crate::session::ClientId;
-use crate::{
+use rsm_check::{Call, History, Operation, Outcome, Ret};
+use rsm_core::kv::{KvCommand, KvStore};
+use rsm_core::session::ClientId;
+use rsm_core::{
     Effect, EntryKind, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq, Prng,
     Replica, RequestId, Role, SnapshotMeta, StateMachine, Status,
 };
@@ -784,7 +784,7 @@ where
         self.clients[c].attempt_mut(req)
     }
 
-    fn apply_entry(&mut self, i: usize, entry: &crate::Entry) -> Result<(), Violation> {
+    fn apply_entry(&mut self, i: usize, entry: &rsm_core::Entry) -> Result<(), Violation> {
         let id = self.ids[i];
         let command = match entry.kind {
             EntryKind::Command => KvCommand::decode(&entry.payload).ok(),
