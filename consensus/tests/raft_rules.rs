@@ -473,6 +473,140 @@ mod s5_3_replication {
     }
 
     #[test]
+    fn a_follower_whose_log_went_backwards_is_probed_again_from_its_hint() {
+        let mut r = committed_leader();
+        for _ in 0..2 {
+            let fx = step(
+                &mut r,
+                Input::Propose {
+                    req: RequestId(1),
+                    command: Bytes::from_static(b"x"),
+                },
+            );
+            persist_all(&mut r, &fx);
+        }
+        recv(&mut r, 2, ack(1, 3));
+        assert_eq!(r.progress(NodeId(2)).unwrap().match_index, LogIndex(3));
+        // Follower 2 loses its disk and answers the leader's probe at its old match index
+        // with an empty log: it lacks entry 3 and would take entry 1 next.
+        let refuse = |index| RaftMessage::AppendEntriesResponse {
+            term: Term(1),
+            success: false,
+            index: LogIndex(index),
+            hint_index: LogIndex(1),
+            hint_term: None,
+        };
+        // A refused append stays in flight; the next heartbeat round falls back to
+        // probing at the match index.
+        let proposed = step(
+            &mut r,
+            Input::Propose {
+                req: RequestId(2),
+                command: Bytes::from_static(b"y"),
+            },
+        );
+        persist_all(&mut r, &proposed);
+        assert!(
+            recv(&mut r, 2, refuse(3)).is_empty(),
+            "a refusal at the match index in the pipelined state is taken for an old one"
+        );
+        for _ in 0..10 {
+            step(&mut r, Input::Tick);
+            if r.progress(NodeId(2)).unwrap().state == ProgressState::Probe {
+                break;
+            }
+        }
+        let p = r.progress(NodeId(2)).unwrap();
+        assert_eq!((p.state, p.next_index), (ProgressState::Probe, LogIndex(4)));
+        let echo = RaftMessage::HeartbeatResponse {
+            term: Term(1),
+            read_round: 0,
+            sent_tick: 0,
+        };
+        let fx = recv(&mut r, 2, echo);
+        assert!(sends(&fx).iter().any(|(to, m)| *to == NodeId(2)
+            && matches!(
+                m,
+                RaftMessage::AppendEntries {
+                    prev_index: LogIndex(3),
+                    ..
+                }
+            )));
+        let fx = recv(&mut r, 2, refuse(3));
+        let p = r.progress(NodeId(2)).unwrap();
+        assert_eq!(
+            (p.state, p.match_index, p.next_index),
+            (ProgressState::Probe, LogIndex(0), LogIndex(1)),
+            "the leader forgets the match it remembered and searches from the hint"
+        );
+        assert!(matches!(
+            &sends(&fx)[..],
+            [(
+                NodeId(2),
+                RaftMessage::AppendEntries {
+                    prev_index: LogIndex(0),
+                    ..
+                }
+            )]
+        ));
+        let last = r.status().last_index;
+        recv(&mut r, 2, ack(1, last.0));
+        let p = r.progress(NodeId(2)).unwrap();
+        assert_eq!(p.state, ProgressState::Replicate);
+        assert_eq!(p.match_index, r.status().last_index);
+        assert!(
+            r.status().commit >= LogIndex(3),
+            "the commit index never went back"
+        );
+    }
+
+    #[test]
+    fn a_wiped_follower_catches_up_by_entries_or_snapshot() {
+        for compact in [false, true] {
+            let mut c = Cluster::with_voters(&[1, 2, 3], |c| {
+                if compact {
+                    c.snapshot_entries_threshold = 4;
+                }
+            });
+            let leader = c.stable_leader(200).expect("a leader");
+            let victim = if leader == NodeId(3) {
+                NodeId(2)
+            } else {
+                NodeId(3)
+            };
+            for k in 0..10u8 {
+                c.propose(leader, &[k]);
+                c.run(1);
+            }
+            // The victim's disk is wiped while the cluster runs on: it restarts blank.
+            let h = c.hosts.get_mut(&victim).unwrap();
+            h.durable = rsm_core::Durable::default();
+            c.restart(victim);
+            c.take_effects(victim);
+            for k in 10..20u8 {
+                c.propose(leader, &[k]);
+                c.run(1);
+            }
+            c.run(60);
+            let commit = c.status(leader).commit;
+            assert!(commit >= LogIndex(21), "compact={compact}: commit {commit}");
+            assert_eq!(
+                c.hosts[&victim].applied, commit,
+                "compact={compact}: the wiped follower caught up"
+            );
+            assert_eq!(c.hosts[&victim].digest, c.hosts[&leader].digest);
+            let installed = c
+                .take_effects(victim)
+                .iter()
+                .any(|e| matches!(e, Effect::InstallSnapshot { .. }));
+            assert_eq!(
+                installed, compact,
+                "caught up by snapshot only when compacted"
+            );
+        }
+    }
+
+    #[test]
     fn pipelining_is_bounded_by_the_inflight_window() {
         let mut c = config(1, &[1, 2, 3]);
         c.inflight_msgs_max = 2;

@@ -114,6 +114,12 @@ impl Progress {
         });
     }
 
+    /// The follower's log regressed below `match_index`: nothing is known to match.
+    /// Lowering it never lowers the commit index, which only moves forward.
+    pub fn forget_match(&mut self) {
+        self.match_index = LogIndex(0);
+    }
+
     fn clear_inflight(&mut self) {
         self.inflight.clear();
         self.inflight_bytes = 0;

@@ -284,8 +284,9 @@ impl Raft {
             self.maybe_send_timeout_now(i, out);
             self.send_append(i, out);
         } else {
-            // A refusal of anything at or below the match index, or of an index other
-            // than the one probed, answers an older message.
+            // In the pipelined state a refusal at or below the match index answers an
+            // older message; in Probe, a refusal of an index other than the one probed
+            // does. A refused probe at or below the match index is news: see below.
             let stale = match pr.state {
                 ProgressState::Replicate => index <= pr.match_index,
                 ProgressState::Probe => index != pr.next_index.prev(),
@@ -299,6 +300,12 @@ impl Raft {
                 None => hint_index,
             };
             let pr = &mut self.progress[i];
+            if index <= pr.match_index {
+                // The follower refuses an index it acknowledged in this term: its log went
+                // backwards (a wiped disk, an older copy restored). What it matched is no
+                // longer known, so the search starts again below, down to a snapshot.
+                pr.forget_match();
+            }
             pr.become_probe();
             pr.next_index = next.min(index).max(pr.match_index.next());
             self.send_append(i, out);
