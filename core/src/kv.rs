@@ -11,7 +11,7 @@ use crate::codec::{decode_body, encode_body};
 use crate::error::CodecError;
 use crate::ids::LogIndex;
 use crate::session::{SessionCheck, SessionHeader, SessionTable};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
 
 /// One key-value operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -174,6 +174,16 @@ impl KvStore {
                 r
             }
         }
+    }
+}
+
+/// A key-value read: the value of the key, if any.
+impl Queryable for KvStore {
+    type Query = Bytes;
+    type Answer = Option<Bytes>;
+
+    fn query(&self, key: &Bytes) -> Option<Bytes> {
+        self.get(key).cloned()
     }
 }
 

@@ -7,7 +7,8 @@
 //! only after that `Persist` is durable.
 //!
 //! Read first: [`Replica`] (the trait all protocols implement), [`Input`] and [`Effect`]
-//! (the vocabulary), and [`Durable`] (what survives a crash, and the reference semantics of
+//! (the vocabulary), [`Host`] (the one implementation of the host rule, which every
+//! simulator, driver and benchmark runs), and [`Durable`] (what survives a crash, and the reference semantics of
 //! [`Persist`]). [`kv`] holds the reference key-value state machine and [`session`] the
 //! exactly-once client sessions every protocol shares.
 //!
@@ -22,6 +23,7 @@ mod entry;
 mod error;
 mod host;
 mod ids;
+mod io;
 pub mod kv;
 mod membership;
 mod reject;
@@ -35,13 +37,17 @@ pub use codec::{
 };
 pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
 pub use error::{CodecError, PersistError, RestoreError};
-pub use host::{MemStorage, NullTransport, Storage, Transport};
+pub use host::{
+    ClientError, Completion, CompletionOf, FOLLOWUPS_PER_CALL_MAX, Host, HostConfig, HostError,
+    HostEvent, HostEventOf, HostParts, HostStats, Reply, Ticket,
+};
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
+pub use io::{MemStorage, NullTransport, Storage, Transport};
 pub use membership::Membership;
 pub use reject::RejectReason;
 pub use replica::{Durable, Effect, HardState, Input, Persist, Replica, Role, Status};
 pub use rng::Prng;
-pub use state_machine::StateMachine;
+pub use state_machine::{Queryable, StateMachine};
 
 /// Re-exported so that users of the contract name the same `Bytes` type.
 pub use bytes::Bytes;

@@ -23,3 +23,18 @@ pub trait StateMachine {
     /// unchanged.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), CodecError>;
 }
+
+/// A state machine that can answer read-only queries.
+///
+/// A host calls [`Queryable::query`] for a read only once the replica has said the read is
+/// safe (`ReadReady`) and the state machine has applied through the index it named, so the
+/// answer is linearizable.
+pub trait Queryable: StateMachine {
+    /// A read-only question. Use `()` for a machine that answers none.
+    type Query;
+    /// The answer to a query.
+    type Answer;
+
+    /// Answer `query` from the current state, without changing it.
+    fn query(&self, query: &Self::Query) -> Self::Answer;
+}

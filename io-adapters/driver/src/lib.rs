@@ -10,8 +10,8 @@
 //! stops the node), never lets a queue grow without bound (a full queue pushes back on
 //! clients with a definite `Busy`), and never panics on bytes from the network.
 //!
-//! Read first: [`NodeCore`] (the synchronous, deterministic loop, usable from any event
-//! loop and from tests), [`ClientError`] (definite versus indefinite outcomes) and
+//! Read first: [`NodeCore`] (the reference [`rsm_core::Host`] bound to a transport and a
+//! group-commit policy, usable from any event loop and from tests), [`ClientError`] (definite versus indefinite outcomes) and
 //! [`Queryable`] (how reads reach the state machine).
 
 #![warn(missing_docs)]
@@ -21,8 +21,6 @@ mod config;
 mod error;
 mod kv_session;
 mod node_core;
-mod pending;
-mod query;
 mod runner;
 #[cfg(feature = "tokio")]
 mod tokio_runner;
@@ -31,8 +29,8 @@ pub use clock::{ManualClock, ManualClockHandle, Ticker};
 pub use config::DriverConfig;
 pub use error::{ClientError, NodeError};
 pub use kv_session::KvSession;
-pub use node_core::{Completion, CompletionOf, NodeCore, NodeStats, Reply, Ticket};
-pub use query::Queryable;
+pub use node_core::{Completion, NodeCore, NodeStats, Reply, Ticket};
+pub use rsm_core::{CompletionOf, Queryable};
 pub use runner::{Client, Inbox, NodeHandles, NodeRunner, Shutdown, Stopped};
 #[cfg(feature = "tokio")]
 pub use tokio_runner::{NodeTask, TokioTicker, spawn as spawn_tokio};

@@ -13,8 +13,9 @@ use rsm_core::{LogIndex, Membership, NodeId, RejectReason, Replica, Storage, Tra
 
 use crate::clock::Ticker;
 use crate::error::{ClientError, NodeError};
-use crate::node_core::{CompletionOf, NodeCore, Reply, Ticket};
-use crate::query::Queryable;
+use crate::node_core::{NodeCore, Reply, Ticket};
+use rsm_core::CompletionOf;
+use rsm_core::Queryable;
 
 type ReplyResult<M> =
     Result<Reply<<M as rsm_core::StateMachine>::Response, <M as Queryable>::Answer>, ClientError>;
@@ -335,7 +336,7 @@ impl<M: Queryable> Client<M> {
     /// Answer `query` linearizably from the state machine.
     pub async fn read(&self, query: M::Query) -> Result<M::Answer, ClientError> {
         match self.submit(|reply| Request::Read { query, reply }).await? {
-            Reply::Read(answer) => Ok(answer),
+            Reply::Read { answer, .. } => Ok(answer),
             _ => unreachable!("a read is answered with Read"),
         }
     }

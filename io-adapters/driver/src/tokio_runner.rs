@@ -7,8 +7,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::clock::Ticker;
 use crate::node_core::NodeCore;
-use crate::query::Queryable;
 use crate::runner::{NodeHandles, NodeRunner, Stopped};
+use rsm_core::Queryable;
 
 /// Ticks every `period` of tokio's clock. A tick missed while the loop was busy is taken
 /// late, never in a burst, so a stalled node does not fire many timeouts at once.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 
-use rsm_core::{Epoch, LogIndex, RequestId};
+use crate::ids::{Epoch, LogIndex, RequestId};
 
 /// What a pending request asked for.
 #[derive(Debug)]
