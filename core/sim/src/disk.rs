@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use rsm_core::{Durable, Persist, PersistError, PersistSeq, Prng};
+use rsm_core::{Durable, Persist, PersistError, PersistSeq, Prng, Storage};
 
 /// Unsynced writes a disk holds before the simulator calls the automaton broken: a
 /// replica that never waits for `Persisted` would otherwise grow this without bound.
@@ -16,6 +16,8 @@ pub struct Disk {
     durable: Durable,
     pending: VecDeque<(PersistSeq, Persist)>,
     synced_through: PersistSeq,
+    /// The number of the last write queued in this incarnation.
+    queued: PersistSeq,
     /// The highest sequence number the fsync in flight covers, if one is in flight.
     in_flight: Option<PersistSeq>,
 }
@@ -53,7 +55,8 @@ impl Disk {
     }
 
     /// Queue a write. It becomes durable when a later fsync covering it completes.
-    pub fn write(&mut self, seq: PersistSeq, op: Persist) {
+    pub fn queue(&mut self, seq: PersistSeq, op: Persist) {
+        self.queued = seq;
         self.pending.push_back((seq, op));
     }
 
@@ -125,7 +128,29 @@ impl Disk {
         }
         damage.lost = total - damage.survived;
         self.synced_through = PersistSeq(0);
+        self.queued = PersistSeq(0);
         damage
+    }
+}
+
+/// The disk as the reference host sees it: writes are queued in order (numbered like the
+/// replica's persists, from 1 per incarnation), and the simulator completes fsyncs on its
+/// own schedule with [`Disk::start_sync`] and [`Disk::finish_sync`]. A `sync` asked for
+/// by the host makes everything queued durable at once.
+impl Storage for Disk {
+    type Error = PersistError;
+
+    fn write(&mut self, op: &Persist) -> Result<(), PersistError> {
+        self.queue(self.queued.next(), op.clone());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), PersistError> {
+        self.in_flight = None;
+        if self.start_sync() {
+            self.finish_sync().unwrap_or(Ok(self.synced_through))?;
+        }
+        Ok(())
     }
 }
 
@@ -145,11 +170,11 @@ mod tests {
     #[test]
     fn unsynced_writes_are_lost_on_crash() {
         let mut d = Disk::new();
-        d.write(PersistSeq(1), append(1, 2));
+        d.queue(PersistSeq(1), append(1, 2));
         assert!(d.start_sync());
         assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(1))));
-        d.write(PersistSeq(2), append(3, 2));
-        d.write(
+        d.queue(PersistSeq(2), append(3, 2));
+        d.queue(
             PersistSeq(3),
             Persist::HardState(HardState {
                 epoch: Epoch(4),
@@ -166,10 +191,10 @@ mod tests {
     #[test]
     fn group_commit_covers_only_writes_issued_before_it_started() {
         let mut d = Disk::new();
-        d.write(PersistSeq(1), append(1, 1));
+        d.queue(PersistSeq(1), append(1, 1));
         assert!(d.start_sync());
         assert!(!d.start_sync(), "one fsync at a time");
-        d.write(PersistSeq(2), append(2, 1));
+        d.queue(PersistSeq(2), append(2, 1));
         assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(1))));
         assert_eq!(d.durable().last_index(), LogIndex(1));
         assert!(d.start_sync());
@@ -182,7 +207,7 @@ mod tests {
         let mut torn_seen = false;
         for seed in 0..64 {
             let mut d = Disk::new();
-            d.write(PersistSeq(1), append(1, 5));
+            d.queue(PersistSeq(1), append(1, 5));
             let damage = d.crash(&mut Prng::new(seed), true);
             let last = d.durable().last_index().0;
             if damage.torn {
@@ -202,7 +227,7 @@ mod tests {
     #[test]
     fn invalid_write_is_reported_at_sync() {
         let mut d = Disk::new();
-        d.write(PersistSeq(1), append(3, 1));
+        d.queue(PersistSeq(1), append(3, 1));
         assert!(d.start_sync());
         assert!(matches!(
             d.finish_sync(),

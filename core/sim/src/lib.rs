@@ -72,9 +72,7 @@ pub use report::{REPORT_VIOLATIONS_SHOWN, Report, RunStats};
 pub use swarm::{CLUSTER_SIZES, ReadPath, Swarm, TICK_UNITS};
 pub use timeline::write_html;
 pub use trace::{Digest, Event, EventKind, write_json_lines};
-pub use world::{
-    EVENTS_MAX, FOLLOWUPS_MAX, HELD_SENDS_MAX, IN_FLIGHT_MAX, TAIL_EVENTS, TRACE_EVENTS_MAX,
-};
+pub use world::{EVENTS_MAX, HELD_SENDS_MAX, IN_FLIGHT_MAX, TAIL_EVENTS, TRACE_EVENTS_MAX};
 
 /// Builds a node's configuration: its id, the initial membership, and a seed for the
 /// automaton's own PRNG (different for every node and every incarnation).

@@ -1,17 +1,20 @@
-//! The simulated world: it hosts every replica exactly as a real host must (effects in
-//! order, sends held until the persists before them are synced, applies fed to a per-node
-//! key-value store), drives virtual time, injects faults and checks invariants.
+//! The simulated world: every replica runs inside the reference host
+//! ([`rsm_core::Host`]), over a simulated disk whose fsyncs complete on the simulator's
+//! schedule and a per-node key-value store; the world drives virtual time, carries the
+//! host's released sends over a faulty network, injects faults and checks invariants on
+//! what the host reports.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
 use rsm_check::{Call, History, Operation, Outcome, Ret};
-use rsm_core::kv::{KvCommand, KvStore};
+use rsm_core::kv::{KvCommand, KvResponse, KvStore};
 use rsm_core::session::ClientId;
 use rsm_core::{
-    Effect, EntryKind, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq, Prng,
-    Replica, RequestId, Role, SnapshotMeta, StateMachine, Status,
+    Bytes, ClientError, CodecError, Completion, Entry, EntryKind, Epoch, Host, HostConfig,
+    HostError, HostEvent, LogIndex, Membership, NodeId, PersistError, Prng, Queryable, Replica,
+    Reply, RequestId, Role, StateMachine, Status,
 };
 
 use super::client::{
@@ -33,9 +36,9 @@ pub const IN_FLIGHT_MAX: usize = 50_000;
 /// Sends a node may hold back waiting for fsync before it is declared broken.
 pub const HELD_SENDS_MAX: usize = 50_000;
 
-/// Inputs fed back to one automaton (`Applied`, `Persisted`, `Snapshot`) while handling
-/// one outside event; more means the automaton and host are feeding each other forever.
-pub const FOLLOWUPS_MAX: usize = 10_000;
+/// Client requests a node's host keeps pending at once (simulated clients have one
+/// operation each in flight, with a bounded number of attempts).
+const PENDING_REQUESTS_MAX: usize = 1 << 16;
 
 /// Scheduled items (deliveries, ticks, fsyncs, wake-ups) a single run may process before
 /// it is declared a storm.
@@ -83,23 +86,57 @@ enum Phase {
     Liveness { since: u64 },
 }
 
-/// One simulated machine: a replica (absent while crashed), its disk and state machine.
+/// The state machine of a simulated node: the reference key-value store, plus a record of
+/// whether each applied command changed it, so that a retry applied twice is caught.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SimKv {
+    kv: KvStore,
+    /// `(index, changed)` of the commands applied since the world last looked.
+    changed: Vec<(LogIndex, bool)>,
+}
+
+impl StateMachine for SimKv {
+    type Response = KvResponse;
+
+    fn apply(&mut self, index: LogIndex, command: &Bytes) -> KvResponse {
+        let key = KvCommand::decode(command).ok().map(|c| c.op.key().clone());
+        let before = key.as_ref().map(|k| self.kv.get(k).cloned());
+        let response = self.kv.apply(index, command);
+        let after = key.as_ref().map(|k| self.kv.get(k).cloned());
+        self.changed.push((index, before != after));
+        response
+    }
+
+    fn snapshot(&self) -> Bytes {
+        self.kv.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), CodecError> {
+        self.kv.restore(snapshot)
+    }
+}
+
+impl Queryable for SimKv {
+    type Query = Bytes;
+    type Answer = Option<Bytes>;
+
+    fn query(&self, key: &Bytes) -> Option<Bytes> {
+        self.kv.get(key).cloned()
+    }
+}
+
+/// A simulated node's reference host.
+type SimHost<R> = Host<R, Disk, SimKv>;
+
+/// One simulated machine: its host (absent while crashed) and, while it is down, its disk.
 struct Node<R: Replica> {
     id: NodeId,
-    replica: Option<R>,
+    host: Option<SimHost<R>>,
+    /// The disk while the node is down; the host owns it while the node runs.
     disk: Disk,
-    kv: KvStore,
     watch: Watch,
     incarnation: u32,
     paused_until: u64,
-    /// Sends waiting for the persist numbered first to be synced.
-    held: VecDeque<(PersistSeq, NodeId, R::Message)>,
-    last_persist: PersistSeq,
-    /// Read barriers answered, waiting for the local apply to reach their index.
-    reads: Vec<(RequestId, LogIndex)>,
-    /// The membership as of the last applied entry (for snapshot metadata).
-    membership: Membership,
-    applied_epoch: Epoch,
 }
 
 pub(crate) struct World<'a, R: Replica> {
@@ -119,7 +156,6 @@ pub(crate) struct World<'a, R: Replica> {
     clients: Vec<Client>,
     reqs: BTreeMap<RequestId, usize>,
     next_req: u64,
-    proposals: BTreeMap<(NodeId, LogIndex), RequestId>,
     /// Writes reported as definite failures: `(client, seq)`.
     failed_writes: Vec<(u64, u64)>,
     /// Writes acknowledged to a client: `(client, seq)`.
@@ -140,10 +176,6 @@ pub(crate) struct World<'a, R: Replica> {
     healed: Vec<bool>,
     /// Voter sets of the membership changes asked for, any of which may be in force.
     requested_voters: Vec<std::collections::BTreeSet<NodeId>>,
-    followups: VecDeque<(usize, Input<R::Message>)>,
-    /// Snapshots taken during the current batch, handed back after its `Applied`.
-    snapshots_taken: Vec<Input<R::Message>>,
-    effects: Vec<Effect<R::Message>>,
 }
 
 impl<'a, R: Replica> World<'a, R>
@@ -179,7 +211,6 @@ where
             clients,
             reqs: BTreeMap::new(),
             next_req: 0,
-            proposals: BTreeMap::new(),
             failed_writes: Vec::new(),
             acked_writes: Vec::new(),
             checker: Checker::default(),
@@ -195,9 +226,6 @@ where
             trace: Vec::new(),
             next_msg: 0,
             phase: Phase::Faults,
-            followups: VecDeque::new(),
-            snapshots_taken: Vec::new(),
-            effects: Vec::new(),
             swarm,
         }
     }
@@ -236,17 +264,11 @@ where
         for i in 0..self.ids.len() {
             self.nodes.push(Node {
                 id: self.ids[i],
-                replica: None,
+                host: None,
                 disk: Disk::new(),
-                kv: KvStore::new(),
                 watch: Watch::default(),
                 incarnation: 0,
                 paused_until: 0,
-                held: VecDeque::new(),
-                last_persist: PersistSeq(0),
-                reads: Vec::new(),
-                membership: self.initial.clone(),
-                applied_epoch: Epoch(0),
             });
             self.start_node(i)?;
             let first = self.rng.range(1, self.swarm.tick_period_units[i] + 1);
@@ -346,56 +368,53 @@ where
 
     fn start_node(&mut self, i: usize) -> Result<(), Violation> {
         let config = (self.make_config)(self.ids[i], &self.initial, self.node_seed(i));
-        let durable = self.nodes[i].disk.durable().clone();
+        let id = self.ids[i];
+        let disk = std::mem::take(&mut self.nodes[i].disk);
+        let durable = disk.durable().clone();
         let durable_epoch = durable.hard_state.epoch;
+        let host_config = HostConfig {
+            pending_requests_max: PENDING_REQUESTS_MAX,
+            // Simulated clients keep their own deadlines and retry elsewhere.
+            request_timeout_ticks: u64::MAX / 2,
+            held_sends_max: HELD_SENDS_MAX,
+            record_events: true,
+        };
+        let host = Host::restore(host_config, config, durable, disk, SimKv::default()).map_err(
+            |e| match e {
+                HostError::SnapshotRestore(e) => violation(
+                    Invariant::Durability,
+                    Some(id),
+                    format!("durable snapshot does not restore: {e}"),
+                ),
+                e => violation(
+                    Invariant::Durability,
+                    Some(id),
+                    format!("restore from durable state failed: {e}"),
+                ),
+            },
+        )?;
+        let status = host.status();
         let node = &mut self.nodes[i];
-        node.kv = KvStore::new();
-        node.membership = self.initial.clone();
-        node.applied_epoch = Epoch(0);
         node.watch = Watch {
             hard_state_epoch: durable_epoch,
+            applied: host.applied_index(),
             ..Watch::default()
         };
-        if let Some((meta, data)) = &durable.snapshot {
-            if let Err(e) = node.kv.restore(data) {
-                return Err(violation(
-                    Invariant::Durability,
-                    Some(node.id),
-                    format!("durable snapshot does not restore: {e}"),
-                ));
-            }
-            node.watch.applied = meta.index;
-            node.membership = meta.membership.clone();
-            node.applied_epoch = meta.epoch;
-        }
-        let replica = R::restore(config, durable).map_err(|e| {
-            violation(
-                Invariant::Durability,
-                Some(self.ids[i]),
-                format!("restore from durable state failed: {e}"),
-            )
-        })?;
-        let status = replica.status();
-        self.nodes[i].replica = Some(replica);
-        let node = &mut self.nodes[i];
+        node.host = Some(host);
         self.checker.restored(&node.watch, &status, durable_epoch)?;
         self.checker.status(&mut node.watch, &status)
     }
-
     fn crash(&mut self, i: usize) {
         let tear = self.swarm.torn_writes;
         let node = &mut self.nodes[i];
-        if node.replica.is_none() {
+        let Some(host) = node.host.take() else {
             return;
-        }
+        };
+        // The host's volatile state (held sends, pending requests) dies with it.
+        node.disk = host.into_parts().storage;
         let damage = node.disk.crash(&mut self.rng, tear);
-        node.replica = None;
-        node.held.clear();
-        node.reads.clear();
-        node.last_persist = PersistSeq(0);
         node.paused_until = 0;
         let id = node.id;
-        self.proposals.retain(|(n, _), _| *n != id);
         self.faults.add(FaultKind::Crash);
         if damage.torn {
             self.faults.add(FaultKind::TornWrite);
@@ -408,9 +427,8 @@ where
             },
         );
     }
-
     fn restart(&mut self, i: usize) -> Result<(), Violation> {
-        if self.nodes[i].replica.is_some() {
+        if self.nodes[i].host.is_some() {
             return Ok(());
         }
         self.nodes[i].incarnation += 1;
@@ -420,7 +438,7 @@ where
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.nodes[i].replica.is_some() && self.nodes[i].paused_until <= self.now
+        self.nodes[i].host.is_some() && self.nodes[i].paused_until <= self.now
     }
 
     // ----- event handling ---------------------------------------------------------------
@@ -429,7 +447,7 @@ where
         match item {
             Scheduled::Deliver(m) => {
                 let i = (m.to.0 - 1) as usize;
-                if self.nodes[i].replica.is_none() {
+                if self.nodes[i].host.is_none() {
                     self.in_flight -= 1;
                     return Ok(());
                 }
@@ -448,11 +466,10 @@ where
                     msg,
                 } = m;
                 self.record(Some(to), EventKind::Deliver { from, id, sent });
-                self.step(i, Input::Receive { from, msg })
+                self.call(i, |h| h.receive(from, msg))
             }
             Scheduled::SyncDone { node, incarnation } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].replica.is_none()
-                {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].host.is_none() {
                     return Ok(());
                 }
                 self.sync_done(node)
@@ -461,7 +478,7 @@ where
                 let period = self.swarm.tick_period_units[node];
                 self.schedule(period, Scheduled::Tick { node });
                 if self.is_up(node) {
-                    self.step(node, Input::Tick)?;
+                    self.call(node, |h| h.tick())?;
                 }
                 Ok(())
             }
@@ -489,7 +506,10 @@ where
 
     fn sync_done(&mut self, i: usize) -> Result<(), Violation> {
         let id = self.ids[i];
-        let through = match self.nodes[i].disk.finish_sync() {
+        let Some(host) = self.nodes[i].host.as_mut() else {
+            return Ok(());
+        };
+        let through = match host.storage_mut().finish_sync() {
             None => return Ok(()),
             Some(Ok(t)) => t,
             Some(Err(e)) => {
@@ -501,21 +521,13 @@ where
             }
         };
         self.record(Some(id), EventKind::Synced { through });
-        // Sends held behind now-durable persists leave first, in emission order.
-        while let Some((barrier, _, _)) = self.nodes[i].held.front() {
-            if *barrier > through {
-                break;
-            }
-            let (_, to, msg) = self.nodes[i].held.pop_front().expect("front exists");
-            self.transmit(id, to, msg);
-        }
-        self.step(i, Input::Persisted { through })?;
-        self.maybe_start_sync(i);
-        Ok(())
+        self.call(i, |h| h.persisted(through))
     }
-
     fn maybe_start_sync(&mut self, i: usize) {
-        if self.nodes[i].replica.is_some() && self.nodes[i].disk.start_sync() {
+        let Some(host) = self.nodes[i].host.as_mut() else {
+            return;
+        };
+        if host.storage_mut().start_sync() {
             let latency = self
                 .rng
                 .range(self.swarm.fsync_units_min, self.swarm.fsync_units_max);
@@ -529,7 +541,6 @@ where
             );
         }
     }
-
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: R::Message) {
         self.next_msg += 1;
         let id = self.next_msg;
@@ -589,49 +600,73 @@ where
         );
     }
 
-    // ----- hosting: feed an input, execute the effects in order ----------------------------
+    // ----- hosting: one call into a node's host, then what it reported ------------------
 
-    fn step(&mut self, i: usize, input: Input<R::Message>) -> Result<(), Violation> {
-        self.followups.push_back((i, input));
-        let mut fed = 0;
-        while let Some((n, input)) = self.followups.pop_front() {
-            fed += 1;
-            if fed > FOLLOWUPS_MAX {
-                return Err(violation(
-                    Invariant::Bounds,
-                    Some(self.ids[n]),
-                    format!("more than {FOLLOWUPS_MAX} follow-up inputs for one event"),
-                ));
+    /// Call node `i`'s host (if it runs), then check and carry out what the host reported:
+    /// its events in order, the answers to client requests, the sends it released.
+    fn call(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut SimHost<R>) -> Result<(), HostError<PersistError>>,
+    ) -> Result<(), Violation> {
+        let id = self.ids[i];
+        let Some(host) = self.nodes[i].host.as_mut() else {
+            return Ok(());
+        };
+        let result = f(host);
+        let events: Vec<_> = host.drain_events().collect();
+        let completions: Vec<_> = host.drain_completions().collect();
+        let sends: Vec<_> = host.drain_sends().collect();
+        let status = host.status();
+        let dropped = host.stats().held_sends_dropped;
+        let unsynced = host.storage().pending_len();
+        let mut applied: Option<(LogIndex, LogIndex)> = None;
+        for event in events {
+            if let HostEvent::Applied { entry, .. } = &event {
+                applied = Some(match applied {
+                    Some((first, _)) => (first, entry.index),
+                    None => (entry.index, entry.index),
+                });
+            } else if let Some((first, last)) = applied.take() {
+                self.record(Some(id), EventKind::Apply { first, last });
             }
-            let mut effects = std::mem::take(&mut self.effects);
-            let Some(replica) = self.nodes[n].replica.as_mut() else {
-                continue;
-            };
-            replica.step(input, &mut effects);
-            let status = replica.status();
-            let applied_before = self.nodes[n].watch.applied;
-            let mut result = Ok(());
-            self.snapshots_taken.clear();
-            for effect in effects.drain(..) {
-                result = self.execute(n, effect);
-                if result.is_err() {
-                    break;
-                }
-            }
-            effects.clear();
-            self.effects = effects;
-            result?;
-            self.check_status(n, &status)?;
-            let applied = self.nodes[n].watch.applied;
-            if applied > applied_before {
-                self.followups
-                    .push_back((n, Input::Applied { through: applied }));
-            }
-            for snapshot in self.snapshots_taken.drain(..) {
-                self.followups.push_back((n, snapshot));
-            }
-            self.serve_reads(n);
+            self.on_event(i, event)?;
         }
+        if let Some((first, last)) = applied {
+            self.record(Some(id), EventKind::Apply { first, last });
+        }
+        if let Some(host) = self.nodes[i].host.as_mut() {
+            host.machine_mut().changed.clear();
+        }
+        for completion in completions {
+            self.on_completion(i, completion);
+        }
+        for (to, msg) in sends {
+            self.transmit(id, to, msg);
+        }
+        result.map_err(|e| {
+            let invariant = match e {
+                HostError::SnapshotRestore(_) | HostError::Restore(_) => Invariant::Durability,
+                _ => Invariant::Bounds,
+            };
+            violation(invariant, Some(id), format!("the host stopped: {e}"))
+        })?;
+        if dropped > 0 {
+            return Err(violation(
+                Invariant::Bounds,
+                Some(id),
+                format!("more than {HELD_SENDS_MAX} sends waiting for fsync"),
+            ));
+        }
+        if unsynced > DISK_PENDING_MAX {
+            return Err(violation(
+                Invariant::Bounds,
+                Some(id),
+                format!("more than {DISK_PENDING_MAX} unsynced writes"),
+            ));
+        }
+        self.check_status(i, &status)?;
+        self.maybe_start_sync(i);
         Ok(())
     }
 
@@ -647,71 +682,83 @@ where
         self.checker.status(&mut node.watch, status)
     }
 
-    fn execute(&mut self, i: usize, effect: Effect<R::Message>) -> Result<(), Violation> {
+    fn on_event(&mut self, i: usize, event: HostEvent<KvResponse>) -> Result<(), Violation> {
         let id = self.ids[i];
-        match effect {
-            Effect::Send { to, msg } => {
+        match event {
+            HostEvent::Persist {
+                seq,
+                hard_state_epoch,
+            } => {
                 let node = &mut self.nodes[i];
-                if node.last_persist > node.disk.synced_through() {
-                    if node.held.len() >= HELD_SENDS_MAX {
-                        return Err(violation(
-                            Invariant::Bounds,
-                            Some(id),
-                            format!("more than {HELD_SENDS_MAX} sends waiting for fsync"),
-                        ));
-                    }
-                    node.held.push_back((node.last_persist, to, msg));
-                } else {
-                    self.transmit(id, to, msg);
-                }
-            }
-            Effect::Persist { seq, op } => {
-                let hs_epoch = match &op {
-                    Persist::HardState(hs) => Some(hs.epoch),
-                    _ => None,
-                };
-                let node = &mut self.nodes[i];
-                self.checker.persist(id, &mut node.watch, seq, hs_epoch)?;
-                node.disk.write(seq, op);
-                node.last_persist = seq;
-                if node.disk.pending_len() > DISK_PENDING_MAX {
-                    return Err(violation(
-                        Invariant::Bounds,
-                        Some(id),
-                        format!("more than {DISK_PENDING_MAX} unsynced writes"),
-                    ));
-                }
+                self.checker
+                    .persist(id, &mut node.watch, seq, hard_state_epoch)?;
                 self.record(Some(id), EventKind::Persist { seq });
-                self.maybe_start_sync(i);
             }
-            Effect::Apply { entries } => {
-                let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-                    return Ok(());
-                };
-                let (first, last) = (first.index, last.index);
-                for entry in &entries {
-                    self.apply_entry(i, entry)?;
-                }
-                self.record(Some(id), EventKind::Apply { first, last });
-            }
-            Effect::Proposed { req, index, epoch } => {
-                if let Some(attempt) = self.attempt(req) {
+            HostEvent::Applied { entry, .. } => self.apply_entry(i, &entry)?,
+            HostEvent::Proposed {
+                ticket,
+                index,
+                epoch,
+            } => {
+                if let Some(attempt) = self.attempt(ticket) {
                     attempt.state = AttemptState::Proposed { index, epoch };
-                    self.proposals.insert((id, index), req);
                 }
             }
-            Effect::ReadReady { req, index } => {
-                if let Some(attempt) = self.attempt(req) {
+            HostEvent::ReadReady { ticket, .. } => {
+                if let Some(attempt) = self.attempt(ticket) {
                     attempt.state = AttemptState::ReadAt;
-                    self.nodes[i].reads.push((req, index));
                 }
             }
-            Effect::Reject { req, reason } => {
+            HostEvent::SnapshotInstalled { meta } => {
+                let node = &mut self.nodes[i];
+                self.checker.installed(&mut node.watch, meta.index);
+            }
+            HostEvent::RoleChanged {
+                role,
+                epoch,
+                leader,
+            } => self.record(
+                Some(id),
+                EventKind::Role {
+                    role,
+                    epoch,
+                    leader,
+                },
+            ),
+            // Rejections are handled with their completion; durability was recorded when
+            // the fsync completed; a snapshot taken changes nothing a client sees.
+            HostEvent::Rejected { .. }
+            | HostEvent::Durable { .. }
+            | HostEvent::SnapshotTaken { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// What the host answered for request `ticket`.
+    fn on_completion(&mut self, i: usize, completion: Completion<KvResponse, Option<Bytes>>) {
+        let id = self.ids[i];
+        let Completion { ticket, result } = completion;
+        let Some(c) = self.reqs.get(&ticket).copied() else {
+            return;
+        };
+        match result {
+            Ok(Reply::Applied { response, .. }) => match client::ret_of(&response) {
+                Some(ret) => self.complete(c, Outcome::Ok(ret)),
+                None => {
+                    if let Some(attempt) = self.clients[c].attempt_mut(ticket) {
+                        attempt.state = AttemptState::Maybe;
+                    }
+                }
+            },
+            Ok(Reply::Read { answer, .. }) => {
+                let value = answer.as_ref().map(client::value_of);
+                self.complete(c, Outcome::Ok(Ret::Read(value)));
+            }
+            Ok(Reply::Reconfigured { .. }) => {}
+            Err(ClientError::Rejected(reason)) => {
                 let definite = reason.is_definite();
                 let hint = reason.leader_hint();
-                if let Some(c) = self.reqs.get(&req).copied()
-                    && let Some(attempt) = self.clients[c].attempt_mut(req)
-                {
+                if let Some(attempt) = self.clients[c].attempt_mut(ticket) {
                     attempt.state = if definite {
                         AttemptState::Dead
                     } else {
@@ -725,58 +772,16 @@ where
                     self.wake_client(c, RETRY_BACKOFF_UNITS);
                 }
             }
-            Effect::TakeSnapshot { through } => {
-                let node = &self.nodes[i];
-                if through > node.watch.applied {
-                    return Err(violation(
-                        Invariant::Bounds,
-                        Some(id),
-                        format!(
-                            "asked for a snapshot through {through} before applying past {}",
-                            node.watch.applied
-                        ),
-                    ));
+            Err(error) => {
+                if let Some(attempt) = self.clients[c].attempt_mut(ticket) {
+                    attempt.state = if error.is_definite() {
+                        AttemptState::Dead
+                    } else {
+                        AttemptState::Maybe
+                    };
                 }
-                // Effects run in order, so the store is exactly at the replica's applied
-                // index; a snapshot always describes what it holds.
-                let meta = SnapshotMeta {
-                    index: node.watch.applied,
-                    epoch: node.applied_epoch,
-                    membership: node.membership.clone(),
-                };
-                let data = node.kv.snapshot();
-                self.followups
-                    .push_back((i, Input::Snapshot { meta, data }));
-            }
-            Effect::InstallSnapshot { meta, data } => {
-                let node = &mut self.nodes[i];
-                if let Err(e) = node.kv.restore(&data) {
-                    return Err(violation(
-                        Invariant::Durability,
-                        Some(id),
-                        format!("installed snapshot does not restore: {e}"),
-                    ));
-                }
-                self.checker.installed(&mut node.watch, meta.index);
-                node.applied_epoch = meta.epoch;
-                node.membership = meta.membership;
-            }
-            Effect::RoleChanged {
-                role,
-                epoch,
-                leader,
-            } => {
-                self.record(
-                    Some(id),
-                    EventKind::Role {
-                        role,
-                        epoch,
-                        leader,
-                    },
-                );
             }
         }
-        Ok(())
     }
 
     fn attempt(&mut self, req: RequestId) -> Option<&mut Attempt> {
@@ -784,7 +789,8 @@ where
         self.clients[c].attempt_mut(req)
     }
 
-    fn apply_entry(&mut self, i: usize, entry: &rsm_core::Entry) -> Result<(), Violation> {
+    /// The checks on one entry the host applied at node `i`.
+    fn apply_entry(&mut self, i: usize, entry: &Entry) -> Result<(), Violation> {
         let id = self.ids[i];
         let command = match entry.kind {
             EntryKind::Command => KvCommand::decode(&entry.payload).ok(),
@@ -793,14 +799,16 @@ where
         let session = command.as_ref().map(|c| (c.session.client, c.session.seq));
         let node = &mut self.nodes[i];
         let retry = self.checker.apply(id, &mut node.watch, entry, session)?;
-        node.applied_epoch = entry.epoch;
-        let response = match entry.kind {
+        match entry.kind {
             EntryKind::Command => {
-                let key = command.as_ref().map(|c| c.op.key().clone());
-                let before = key.as_ref().map(|k| node.kv.get(k).cloned());
-                let response = node.kv.apply(entry.index, &entry.payload);
                 self.checker.checks += 1;
-                if retry && key.as_ref().map(|k| node.kv.get(k).cloned()) != before {
+                let changed = node.host.as_ref().is_some_and(|h| {
+                    h.machine()
+                        .changed
+                        .iter()
+                        .any(|&(at, changed)| at == entry.index && changed)
+                });
+                if retry && changed {
                     let (client, seq) = session.expect("a retry has a session");
                     return Err(violation(
                         Invariant::AppliedTwice,
@@ -811,65 +819,17 @@ where
                         ),
                     ));
                 }
-                Some(response)
             }
             EntryKind::Config => {
-                if let Some(m) = entry.membership() {
-                    node.membership = m.clone();
-                    if entry.index > self.membership.0 {
-                        self.membership = (entry.index, m);
-                    }
-                }
-                None
-            }
-            EntryKind::Noop => None,
-        };
-        let Some(req) = self.proposals.remove(&(id, entry.index)) else {
-            return Ok(());
-        };
-        let Some(c) = self.reqs.get(&req).copied() else {
-            return Ok(());
-        };
-        let Some(attempt) = self.clients[c].attempt_mut(req) else {
-            return Ok(());
-        };
-        match attempt.state {
-            AttemptState::Proposed { epoch, .. } if epoch == entry.epoch => {
-                match response.as_ref().and_then(client::ret_of) {
-                    Some(ret) => self.complete(c, Outcome::Ok(ret)),
-                    None => {
-                        attempt.state = AttemptState::Maybe;
-                    }
+                if let Some(m) = entry.membership()
+                    && entry.index > self.membership.0
+                {
+                    self.membership = (entry.index, m);
                 }
             }
-            _ => attempt.state = AttemptState::Dead,
+            EntryKind::Noop => {}
         }
         Ok(())
-    }
-
-    fn serve_reads(&mut self, i: usize) {
-        let applied = self.nodes[i].watch.applied;
-        if self.nodes[i].reads.iter().all(|&(_, at)| at > applied) {
-            return;
-        }
-        let reads = std::mem::take(&mut self.nodes[i].reads);
-        for (req, at) in reads {
-            if at > applied {
-                self.nodes[i].reads.push((req, at));
-                continue;
-            }
-            let Some(c) = self.reqs.get(&req).copied() else {
-                continue;
-            };
-            let Some(op) = self.clients[c].op.as_ref() else {
-                continue;
-            };
-            let value = self.nodes[i]
-                .kv
-                .get(&client::key_bytes(op.key))
-                .map(client::value_of);
-            self.complete(c, Outcome::Ok(Ret::Read(value)));
-        }
     }
 
     // ----- clients ---------------------------------------------------------------------
@@ -952,13 +912,8 @@ where
                 AttemptState::Dead
             },
         });
-        let input = match &op.command {
-            Some(command) => Input::Propose {
-                req,
-                command: command.clone(),
-            },
-            None => Input::Read { req },
-        };
+        let command = op.command.clone();
+        let key = client::key_bytes(op.key);
         // A replica that is down never sees the request: the client learns that only by
         // timing out, but sooner than a replica that took the request and went quiet.
         op.deadline = now
@@ -971,13 +926,29 @@ where
         self.reqs.insert(req, c);
         self.wake_client(c, deadline - now);
         if up {
-            self.step(i, input)?;
+            let mut refused = None;
+            self.call(i, |h| {
+                let admitted = match command {
+                    Some(command) => h.propose_as(req, command),
+                    None => h.read_as(req, key),
+                };
+                refused = admitted.err();
+                Ok(())
+            })?;
+            if let Some(error) = refused {
+                self.on_completion(
+                    i,
+                    Completion {
+                        ticket: req,
+                        result: Err(error),
+                    },
+                );
+            }
         } else if self.clients[c].hint == Some(target) {
             self.clients[c].hint = None;
         }
         Ok(())
     }
-
     fn complete(&mut self, c: usize, outcome: Outcome) {
         let client = &mut self.clients[c];
         let Some(op) = client.op.take() else {
@@ -1034,7 +1005,7 @@ where
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.replica.is_some() && n.watch.role == Role::Leader)
+            .filter(|(_, n)| n.host.is_some() && n.watch.role == Role::Leader)
             .map(|(i, n)| (i, n.watch.epoch))
             .max_by_key(|&(i, e)| (e, std::cmp::Reverse(i)))
     }
@@ -1043,7 +1014,7 @@ where
         let n = self.nodes.len();
         if self.rng.chance(self.swarm.crash) {
             let i = self.rng.range(0, n as u64) as usize;
-            if self.nodes[i].replica.is_some() {
+            if self.nodes[i].host.is_some() {
                 self.crash(i);
                 let delay = self.rng.range(RESTART_TICKS.0, RESTART_TICKS.1) * TICK_UNITS;
                 let incarnation = self.nodes[i].incarnation;
@@ -1105,7 +1076,7 @@ where
                         what: format!("transfer leadership to {to}"),
                     },
                 );
-                self.step(l, Input::TransferLeadership { to })?;
+                self.call(l, |h| h.transfer_leadership(to))?;
             }
         }
         Ok(())
@@ -1114,7 +1085,13 @@ where
     fn reconfigure(&mut self, leader: usize) -> Result<(), Violation> {
         // Toggle one node between voter and absent, never below three voters (or the
         // whole cluster if smaller), never removing the leader itself.
-        let current = self.nodes[leader].membership.clone();
+        let Some(current) = self.nodes[leader]
+            .host
+            .as_ref()
+            .map(|h| h.applied().membership.clone())
+        else {
+            return Ok(());
+        };
         if current.is_joint() {
             return Ok(());
         }
@@ -1139,13 +1116,11 @@ where
         );
         self.next_req += 1;
         let req = RequestId(self.next_req);
-        self.step(
-            leader,
-            Input::Reconfigure {
-                req,
-                membership: target,
-            },
-        )
+        // A refusal at admission (too many pending) is a change that did not happen.
+        self.call(leader, |h| {
+            let _ = h.reconfigure_as(req, target);
+            Ok(())
+        })
     }
 
     fn heal(&mut self) {
@@ -1231,7 +1206,7 @@ where
         let target = self.checker.applied_max();
         self.members()
             .into_iter()
-            .all(|i| self.nodes[i].replica.is_some() && self.nodes[i].watch.applied == target)
+            .all(|i| self.nodes[i].host.is_some() && self.nodes[i].watch.applied == target)
     }
 
     fn liveness_failure(&self) -> Violation {
@@ -1248,7 +1223,7 @@ where
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let state = match (&n.replica, self.healed[i]) {
+                let state = match (&n.host, self.healed[i]) {
                     (None, _) => " down",
                     (Some(_), false) => " cut off",
                     (Some(_), true) => "",
@@ -1274,7 +1249,8 @@ where
         if let Some((&first, rest)) = members.split_first() {
             for &i in rest {
                 self.checker.checks += 1;
-                if self.nodes[i].kv != self.nodes[first].kv {
+                let kv = |n: &Node<R>| n.host.as_ref().map(|h| h.machine().kv.clone());
+                if kv(&self.nodes[i]) != kv(&self.nodes[first]) {
                     return Err(violation(
                         Invariant::Convergence,
                         Some(self.ids[i]),

@@ -700,6 +700,13 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
         &self.machine
     }
 
+    /// The user's state machine, mutably, for shells that keep their own bookkeeping in it
+    /// (the simulator records what each command changed). Changing the replicated state
+    /// here breaks the apply contract: every replica must apply the same commands.
+    pub fn machine_mut(&mut self) -> &mut M {
+        &mut self.machine
+    }
+
     /// The storage.
     pub fn storage(&self) -> &S {
         &self.storage
