@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
             g.bench_function(name, |b| {
                 b.iter(|| {
                     cluster.run(ENTRIES, window);
-                    black_box(cluster.committed)
+                    black_box(cluster.committed())
                 })
             });
         }

@@ -1,28 +1,63 @@
-//! A 3-node Raft cluster driven in one thread with in-memory mailboxes and no disk: the
-//! loop both benchmarks measure. Each round the host tops the leader up to `window`
-//! proposals in flight, delivers every queued message, then reports each node's writes
-//! durable (one "fsync" per node per round, like group commit).
+//! A 3-node Raft cluster driven in one thread through the reference host
+//! ([`rsm_core::Host`]) with in-memory mailboxes and in-memory storage: the loop both
+//! benchmarks measure. Each round the leader is topped up to `window` proposals in flight,
+//! every queued message is delivered, then each node makes its writes durable (one "fsync"
+//! per node per round, like group commit). The host applies every persist to an in-memory
+//! durable image and holds every send that follows a persist until that sync, so the loop
+//! runs exactly what a correct host runs.
 
 use std::collections::VecDeque;
 
 use rsm_consensus::{Raft, RaftConfig, RaftMessage};
 use rsm_core::{
-    Bytes, Durable, Effect, EntryKind, Input, LogIndex, Membership, NodeId, PersistSeq, Replica,
-    RequestId, Role, SnapshotMeta,
+    Bytes, CodecError, Durable, Host, HostConfig, LogIndex, MemStorage, Membership, NodeId,
+    Queryable, Replica, Role, StateMachine,
 };
 
 const NODES: usize = 3;
 
+/// A state machine that only counts the commands it applied.
+#[derive(Debug, Default)]
+pub struct Counter {
+    pub commands: u64,
+}
+
+impl StateMachine for Counter {
+    type Response = ();
+
+    fn apply(&mut self, _index: LogIndex, _command: &Bytes) {
+        self.commands += 1;
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.commands.to_le_bytes())
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), CodecError> {
+        let bytes: [u8; 8] = snapshot
+            .try_into()
+            .map_err(|_| CodecError::Malformed("a counter snapshot is 8 bytes".into()))?;
+        self.commands = u64::from_le_bytes(bytes);
+        Ok(())
+    }
+}
+
+impl Queryable for Counter {
+    type Query = ();
+    type Answer = u64;
+
+    fn query(&self, _: &()) -> u64 {
+        self.commands
+    }
+}
+
+type Node = Host<Raft, MemStorage, Counter>;
+
 #[derive(Debug)]
 pub struct ClusterLoop {
-    nodes: Vec<Raft>,
+    nodes: Vec<Node>,
     queue: VecDeque<(usize, NodeId, RaftMessage)>,
-    unsynced: [Option<PersistSeq>; NODES],
-    out: Vec<Effect<RaftMessage>>,
-    follow_ups: Vec<Input<RaftMessage>>,
     leader: usize,
-    /// Commands the leader applied.
-    pub committed: u64,
     proposed: u64,
     payload: Bytes,
 }
@@ -30,27 +65,30 @@ pub struct ClusterLoop {
 impl ClusterLoop {
     pub fn new(payload_bytes: usize) -> Self {
         let ids: Vec<NodeId> = (1..=NODES as u64).map(NodeId).collect();
+        let config = HostConfig {
+            pending_requests_max: 1 << 20,
+            request_timeout_ticks: u64::MAX / 2,
+            ..HostConfig::default()
+        };
         let nodes = ids
             .iter()
             .map(|&id| {
                 let mut c = RaftConfig::new(id, Membership::new(ids.clone()), id.0);
                 c.uncommitted_bytes_max = 1 << 30;
-                Raft::restore(c, Durable::default()).expect("valid config")
+                let raft = Raft::restore(c, Durable::default()).expect("valid config");
+                Host::new(config, raft, MemStorage::default(), Counter::default())
             })
             .collect();
         let mut l = Self {
             nodes,
             queue: VecDeque::new(),
-            unsynced: [None; NODES],
-            out: Vec::with_capacity(1024),
-            follow_ups: Vec::new(),
             leader: 0,
-            committed: 0,
             proposed: 0,
             payload: Bytes::from(vec![7u8; payload_bytes]),
         };
         for _ in 0..10_000 {
-            l.step(0, Input::Tick);
+            l.nodes[0].tick().expect("the host runs");
+            l.collect(0);
             l.round();
             if l.nodes[0].status().role == Role::Leader {
                 // Let the no-op commit so the pipeline starts in its steady state.
@@ -62,41 +100,20 @@ impl ClusterLoop {
         panic!("node 1 never became leader");
     }
 
-    fn step(&mut self, i: usize, input: Input<RaftMessage>) {
-        let mut out = std::mem::take(&mut self.out);
-        self.nodes[i].step(input, &mut out);
+    /// Commands the leader applied.
+    pub fn committed(&self) -> u64 {
+        self.nodes[self.leader].machine().commands
+    }
+
+    /// Move node `i`'s released sends to the mailboxes and drop its answers (the loop
+    /// counts commits at the state machine).
+    fn collect(&mut self, i: usize) {
         let from = NodeId(i as u64 + 1);
-        for e in out.drain(..) {
-            match e {
-                Effect::Send { to, msg } => self.queue.push_back((to.0 as usize - 1, from, msg)),
-                Effect::Persist { seq, .. } => self.unsynced[i] = Some(seq),
-                Effect::Apply { entries } => {
-                    if i == self.leader {
-                        self.committed += entries
-                            .iter()
-                            .filter(|e| e.kind == EntryKind::Command)
-                            .count() as u64;
-                    }
-                    if let Some(last) = entries.last() {
-                        self.follow_ups.push(Input::Applied {
-                            through: last.index,
-                        });
-                    }
-                }
-                Effect::TakeSnapshot { through } => self.follow_ups.push(Input::Snapshot {
-                    meta: SnapshotMeta {
-                        index: through,
-                        ..SnapshotMeta::default()
-                    },
-                    data: Bytes::new(),
-                }),
-                _ => {}
-            }
+        let node = &mut self.nodes[i];
+        for (to, msg) in node.drain_sends() {
+            self.queue.push_back((to.0 as usize - 1, from, msg));
         }
-        self.out = out;
-        while let Some(f) = self.follow_ups.pop() {
-            self.step(i, f);
-        }
+        node.drain_completions().for_each(drop);
     }
 
     /// Deliver what is queued, then make every node's writes durable.
@@ -105,32 +122,31 @@ impl ClusterLoop {
             let Some((to, from, msg)) = self.queue.pop_front() else {
                 break;
             };
-            self.step(to, Input::Receive { from, msg });
+            self.nodes[to].receive(from, msg).expect("the host runs");
+            self.collect(to);
         }
         for i in 0..NODES {
-            if let Some(through) = self.unsynced[i].take() {
-                self.step(i, Input::Persisted { through });
-            }
+            self.nodes[i].sync().expect("memory storage syncs");
+            self.collect(i);
         }
     }
 
     /// Run until `entries` more commands are committed, keeping up to `window` in flight.
     pub fn run(&mut self, entries: u64, window: u64) {
-        let target = self.committed + entries;
+        let target = self.committed() + entries;
         let mut rounds = 0u64;
-        while self.committed < target {
-            let in_flight = self.proposed - self.committed;
+        while self.committed() < target {
+            let in_flight = self.proposed - self.committed();
             let room = window
                 .saturating_sub(in_flight)
-                .min(target - self.committed);
+                .min(target - self.committed());
             for _ in 0..room {
                 self.proposed += 1;
-                let input = Input::Propose {
-                    req: RequestId(self.proposed),
-                    command: self.payload.clone(),
-                };
-                self.step(self.leader, input);
+                self.nodes[self.leader]
+                    .propose(self.payload.clone())
+                    .expect("the leader accepts");
             }
+            self.collect(self.leader);
             self.round();
             rounds += 1;
             assert!(rounds < entries * 16 + 1000, "the pipeline stalled");

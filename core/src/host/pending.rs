@@ -3,7 +3,6 @@
 //! read index (reads waiting for the state machine to catch up).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeBounds;
 
 use crate::ids::{Epoch, LogIndex, RequestId};
 
@@ -134,11 +133,12 @@ impl<Q> PendingTable<Q> {
 
     /// Remove and return the proposals appended at `index`.
     pub fn take_appended_at(&mut self, index: LogIndex, out: &mut Vec<(RequestId, Pending<Q>)>) {
-        let reqs = ids_in(
-            &self.appended,
-            (index, RequestId::ZERO)..=(index, LAST_REQUEST),
-        );
-        self.take_all(reqs, out);
+        while let Some(&(at, req)) = self.appended.range((index, RequestId::ZERO)..).next() {
+            if at != index {
+                break;
+            }
+            self.take(req, out);
+        }
     }
 
     /// Remove and return the proposals appended at or below `index`.
@@ -147,26 +147,33 @@ impl<Q> PendingTable<Q> {
         index: LogIndex,
         out: &mut Vec<(RequestId, Pending<Q>)>,
     ) {
-        let reqs = ids_in(&self.appended, ..=(index, LAST_REQUEST));
-        self.take_all(reqs, out);
+        while let Some(&(at, req)) = self.appended.first() {
+            if at > index {
+                break;
+            }
+            self.take(req, out);
+        }
     }
 
     /// Remove and return the reads cleared at or below `index`.
     pub fn take_reads_through(&mut self, index: LogIndex, out: &mut Vec<(RequestId, Pending<Q>)>) {
-        let reqs = ids_in(&self.reads, ..=(index, LAST_REQUEST));
-        self.take_all(reqs, out);
+        while let Some(&(at, req)) = self.reads.first() {
+            if at > index {
+                break;
+            }
+            self.take(req, out);
+        }
     }
 
     /// Remove and return the requests whose deadline is at or before `tick`. Deadlines
     /// grow with request numbers (one timeout for all), so they are found at the front.
     pub fn take_expired(&mut self, tick: u64, out: &mut Vec<(RequestId, Pending<Q>)>) {
-        let reqs: Vec<RequestId> = self
-            .requests
-            .iter()
-            .take_while(|(_, p)| p.deadline_tick <= tick)
-            .map(|(r, _)| *r)
-            .collect();
-        self.take_all(reqs, out);
+        while let Some((&req, p)) = self.requests.first_key_value() {
+            if p.deadline_tick > tick {
+                break;
+            }
+            self.take(req, out);
+        }
     }
 
     /// Remove and return every request.
@@ -176,23 +183,11 @@ impl<Q> PendingTable<Q> {
         out.extend(std::mem::take(&mut self.requests));
     }
 
-    fn take_all(&mut self, reqs: Vec<RequestId>, out: &mut Vec<(RequestId, Pending<Q>)>) {
-        for r in reqs {
-            if let Some(p) = self.remove(r) {
-                out.push((r, p));
-            }
+    fn take(&mut self, req: RequestId, out: &mut Vec<(RequestId, Pending<Q>)>) {
+        if let Some(p) = self.remove(req) {
+            out.push((req, p));
         }
     }
-}
-
-const LAST_REQUEST: RequestId = RequestId(u64::MAX);
-
-/// The requests of `set` whose position falls in `range`, in order.
-fn ids_in(
-    set: &BTreeSet<(LogIndex, RequestId)>,
-    range: impl RangeBounds<(LogIndex, RequestId)>,
-) -> Vec<RequestId> {
-    set.range(range).map(|&(_, r)| r).collect()
 }
 
 #[cfg(test)]
