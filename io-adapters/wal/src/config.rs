@@ -6,9 +6,9 @@ use crate::record::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 /// Bounds and sizes of a [`Wal`](crate::Wal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalConfig {
-    /// A segment file is closed, and a new one started, before a record would take it past
-    /// this size. A segment always holds at least one record after its base record, so a
-    /// single large record may exceed it.
+    /// Segment files are created at this length (the part not yet written holds zeros),
+    /// and a new one is started when a record does not fit. A segment made for one record
+    /// larger than that is created long enough for it.
     pub segment_bytes_max: u64,
     /// The largest record body written. Appends are split across records to fit; one entry
     /// that cannot fit is refused with [`WalError::EntryTooLarge`].

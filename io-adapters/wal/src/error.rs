@@ -74,14 +74,112 @@ pub enum WalError {
         /// What is wrong.
         kind: CorruptKind,
     },
-    /// A segment between the oldest and the newest one is missing from the directory.
+    /// A segment the manifest lists is missing from the directory. When it is the newest
+    /// one, every write made durable since it was started is gone, hard state included.
     #[error(
-        "log segment {segment} is missing while older and newer segments exist; \
-         restore this replica's directory from a peer or a backup"
+        "log segment {path} is missing: the manifest lists segments {oldest} to {newest}, so \
+         the entries and hard state written there are lost; do not restart this node on this \
+         directory (see the README: replace a node whose disk lost data)"
     )]
     MissingSegment {
+        /// The missing file.
+        path: PathBuf,
         /// Sequence number of the missing segment.
         segment: u64,
+        /// The oldest segment the manifest lists.
+        oldest: u64,
+        /// The newest segment the manifest lists.
+        newest: u64,
+    },
+    /// Segment files exist but the manifest that says which segments make up the log does
+    /// not, so a lost newest segment could not be told from a complete log.
+    #[error(
+        "log directory {dir} holds segment files but no MANIFEST; it was damaged or written \
+         by an older version, and whether newer segments were lost cannot be told"
+    )]
+    MissingManifest {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// The manifest is unreadable.
+    #[error("log manifest {path} is damaged: {reason}")]
+    BadManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A segment file belongs to another log directory (it was copied or moved here).
+    #[error(
+        "log segment {path} belongs to another log directory (log id {found:#018x}, this \
+         directory is {expected:#018x})"
+    )]
+    ForeignSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// This directory's log id.
+        expected: u64,
+        /// The log id in the segment's header.
+        found: u64,
+    },
+    /// A segment file is not the length it was created with: its end was cut off (records
+    /// that were durable may be gone) or something was appended to it.
+    #[error(
+        "log segment {path} is {found} bytes long but was created with {expected} bytes: \
+         {cut}; do not restart this node on this directory (see the README: replace a node \
+         whose disk lost data)",
+        cut = if found < expected { "its end was cut off, with any records written there" }
+              else { "bytes were added after its end" }
+    )]
+    SegmentLength {
+        /// The segment file.
+        path: PathBuf,
+        /// The length its header declares.
+        expected: u64,
+        /// Its length on disk.
+        found: u64,
+    },
+    /// A segment file outside the range the manifest lists, other than the leftovers of an
+    /// interrupted rotation or compaction.
+    #[error(
+        "log segment {path} is not part of the log: the manifest lists segments {oldest} to \
+         {newest}; move the file away if it does not belong here"
+    )]
+    StraySegment {
+        /// The segment file.
+        path: PathBuf,
+        /// The oldest segment the manifest lists.
+        oldest: u64,
+        /// The newest segment the manifest lists.
+        newest: u64,
+    },
+    /// The recovered hard state says entries through `commit` are committed, but the log
+    /// (with its snapshot) ends before that: records this replica made durable are gone.
+    #[error(
+        "log directory {dir}: the hard state records commit index {commit} but the log ends \
+         at {last_index}; entries {first_missing} to {commit} were lost; do not restart this \
+         node on this directory (see the README: replace a node whose disk lost data)",
+        first_missing = last_index + 1
+    )]
+    HardStateAhead {
+        /// The log directory.
+        dir: PathBuf,
+        /// The commit index in the hard state.
+        commit: u64,
+        /// The last index the log holds.
+        last_index: u64,
+    },
+    /// A write would leave a commit index beyond the end of the log (a hard state ahead of
+    /// the entries, a truncation or snapshot below it); nothing was written. A host that
+    /// follows the contract never asks for this, and recovery refuses such a state.
+    #[error(
+        "refused: the write would leave commit index {commit} beyond the log's end {last_index}"
+    )]
+    CommitBeyondLog {
+        /// The commit index.
+        commit: u64,
+        /// The last index the log would hold.
+        last_index: u64,
     },
     /// The snapshot file the log refers to is missing, has the wrong length or fails
     /// its checksum.
@@ -167,6 +265,7 @@ impl WalError {
         matches!(
             self,
             WalError::Persist(_)
+                | WalError::CommitBeyondLog { .. }
                 | WalError::EntryTooLarge { .. }
                 | WalError::RecordTooLarge { .. }
                 | WalError::SnapshotTooLarge { .. }

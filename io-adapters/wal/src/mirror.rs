@@ -50,6 +50,18 @@ impl Mirror {
         op.validate(self.last_index(), self.snapshot_index())
     }
 
+    /// The last index the log would hold after `op` (checked by [`Mirror::check`]).
+    pub(crate) fn last_index_after(&self, op: &Persist) -> LogIndex {
+        let last = self.last_index();
+        match op {
+            Persist::Append { entries } => entries.last().map_or(last, |e| e.index),
+            Persist::Truncate { from } => last.min(from.prev()).max(self.snapshot_index()),
+            Persist::Snapshot { meta, .. } if self.keeps_suffix(meta) => last.max(meta.index),
+            Persist::Snapshot { meta, .. } => meta.index,
+            Persist::HardState(_) | Persist::Compact { .. } => last,
+        }
+    }
+
     /// Record a checked, non-empty append.
     pub(crate) fn append(&mut self, entries: &[Entry]) {
         let first = entries[0].index;

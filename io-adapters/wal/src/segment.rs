@@ -9,8 +9,7 @@ use rsm_core::LogIndex;
 
 use crate::error::{CorruptKind, WalError};
 use crate::record::{
-    RawRecord, RecordType, SEGMENT_HEADER_BYTES, check_segment_header, next_valid_record,
-    read_record,
+    RawRecord, RecordType, SEGMENT_HEADER_BYTES, SegmentId, next_valid_record, read_record,
 };
 
 const SEGMENT_SUFFIX: &str = ".wal";
@@ -28,9 +27,11 @@ pub(crate) struct SegmentInfo {
     /// The highest entry index any append in this segment wrote (0 if none): the segment
     /// may be deleted once a later snapshot covers it.
     pub(crate) max_index: LogIndex,
-    /// Length in bytes; for the segment being written, its length when last closed or
-    /// recovered (kept current by the writer).
+    /// Bytes in use (header and records); for the segment being written, as of its last
+    /// sync or recovery (kept current by the writer).
     pub(crate) bytes: u64,
+    /// The file's length, fixed at creation: records never go past it.
+    pub(crate) file_bytes: u64,
 }
 
 pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -115,60 +116,71 @@ pub(crate) fn read_bounded(
 /// How a scanned segment ends.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SegmentEnd {
-    /// Every byte belongs to a valid record. `base_end` is the offset after the base record.
-    Clean { base_end: u64 },
+    /// Valid records up to `used_bytes`, zeros after. `base_end` is the offset after the
+    /// base record.
+    Clean { used_bytes: u64, base_end: u64 },
     /// The last segment ends in a partial or damaged record with nothing valid after it:
-    /// the write that was in flight at a crash. Only `valid_bytes` are durable.
-    Torn { valid_bytes: u64, base_end: u64 },
-    /// The last segment never got a durable header and base record: it holds nothing.
-    Unborn,
+    /// the write that was in flight at a crash. Only `valid_bytes` are durable; the bytes
+    /// up to `garbage_end` are what is left of the torn write.
+    Torn {
+        valid_bytes: u64,
+        garbage_end: u64,
+        base_end: u64,
+    },
 }
 
-/// Scan segment `seq`, calling `visit` with each valid record and its offset, in order.
+/// Scan the records of segment `id` (whose header the caller checked), calling `visit`
+/// with each valid record and its offset, in order.
 ///
-/// A bad record at the very end of the last segment is a torn write and ends the scan; a bad
-/// record anywhere else (in an earlier segment, or with a valid record somewhere after it)
-/// is corruption, reported before anything past it is visited.
+/// Records end where the zeros the file was created with begin. A bad record at the very
+/// end of the last segment is a torn write and ends the scan; a bad record anywhere else
+/// (in an earlier segment, or with a valid record somewhere after it) is corruption,
+/// reported before anything past it is visited.
 pub(crate) fn scan(
     bytes: &[u8],
-    seq: u64,
+    id: SegmentId,
     is_last: bool,
     mut visit: impl FnMut(u64, &RawRecord<'_>) -> Result<(), WalError>,
 ) -> Result<SegmentEnd, WalError> {
     let corrupt = |offset: usize, kind| WalError::Corrupt {
-        segment: seq,
+        segment: id.seq,
         offset: offset as u64,
         kind,
     };
-    // Only the unsynced tail of the last segment may be damaged by a crash, and only if
-    // nothing valid was written after the damage.
-    let torn = |offset: usize, kind: &CorruptKind| {
-        is_last
-            && !matches!(kind, CorruptKind::UnknownType(_))
-            && next_valid_record(bytes, seq, offset + 1).is_none()
-    };
-    if let Err(kind) = check_segment_header(bytes, seq) {
-        // A valid record anywhere proves the header was once written whole.
-        if is_last && next_valid_record(bytes, seq, 0).is_none() {
-            return Ok(SegmentEnd::Unborn);
-        }
-        return Err(corrupt(0, kind));
-    }
     let mut offset = SEGMENT_HEADER_BYTES;
     let mut base_end = None;
-    while offset < bytes.len() {
-        let record = match read_record(bytes, seq, offset) {
+    loop {
+        let record = match read_record(bytes, id, offset) {
             Ok(record) => record,
-            Err(kind) if torn(offset, &kind) => {
-                return Ok(match base_end {
-                    None => SegmentEnd::Unborn,
-                    Some(base_end) => SegmentEnd::Torn {
+            Err(kind) => {
+                let rest = bytes.get(offset..).unwrap_or_default();
+                let zeros = rest.iter().all(|&b| b == 0);
+                let Some(base_end) = base_end else {
+                    let kind = if zeros {
+                        CorruptKind::MisplacedBase
+                    } else {
+                        kind
+                    };
+                    return Err(corrupt(offset, kind));
+                };
+                if zeros {
+                    break;
+                }
+                // Only the unsynced tail of the last segment may be damaged by a crash,
+                // and only if nothing valid was written after the damage.
+                if is_last
+                    && !matches!(kind, CorruptKind::UnknownType(_))
+                    && next_valid_record(bytes, id, offset + 1).is_none()
+                {
+                    let garbage = rest.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                    return Ok(SegmentEnd::Torn {
                         valid_bytes: offset as u64,
+                        garbage_end: (offset + garbage) as u64,
                         base_end,
-                    },
-                });
+                    });
+                }
+                return Err(corrupt(offset, kind));
             }
-            Err(kind) => return Err(corrupt(offset, kind)),
         };
         let is_base = record.ty == RecordType::Base;
         if is_base != (offset == SEGMENT_HEADER_BYTES) {
@@ -180,11 +192,10 @@ pub(crate) fn scan(
             base_end = Some(offset as u64);
         }
     }
-    match base_end {
-        Some(base_end) => Ok(SegmentEnd::Clean { base_end }),
-        None if is_last => Ok(SegmentEnd::Unborn),
-        None => Err(corrupt(offset, CorruptKind::MisplacedBase)),
-    }
+    Ok(SegmentEnd::Clean {
+        used_bytes: offset as u64,
+        base_end: base_end.unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -192,27 +203,30 @@ mod tests {
     use super::*;
     use crate::record::{BaseRecord, begin_record, seal_record, segment_header};
 
-    fn segment_with(seq: u64, records: &[(u8, &[u8])]) -> Vec<u8> {
-        let mut bytes = segment_header(seq).to_vec();
+    const ID: SegmentId = SegmentId { log: 9, seq: 1 };
+
+    fn segment_with(records: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut bytes = segment_header(ID, 0).to_vec();
         let base = BaseRecord {
             prev_segment_bytes: 0,
             hard_state: Default::default(),
             snapshot: None,
         };
         let start = begin_record(&mut bytes, RecordType::Base, &base).unwrap();
-        seal_record(&mut bytes[start..], seq, start as u64);
+        seal_record(&mut bytes[start..], ID, start as u64);
         for (ty, body) in records {
             let start = bytes.len();
             bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, *ty]);
             bytes.extend_from_slice(body);
-            seal_record(&mut bytes[start..], seq, start as u64);
+            seal_record(&mut bytes[start..], ID, start as u64);
         }
+        bytes.resize(bytes.len() + 64, 0);
         bytes
     }
 
     fn count(bytes: &[u8], is_last: bool) -> (Result<SegmentEnd, WalError>, usize) {
         let mut n = 0;
-        let end = scan(bytes, 1, is_last, |_, _| {
+        let end = scan(bytes, ID, is_last, |_, _| {
             n += 1;
             Ok(())
         });
@@ -221,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_whole_record_of_unknown_type_is_corruption_even_at_the_tail() {
-        let bytes = segment_with(1, &[(9, b"from a newer version")]);
+        let bytes = segment_with(&[(9, b"from a newer version")]);
         let (end, visited) = count(&bytes, true);
         assert!(matches!(
             end,
@@ -234,28 +248,49 @@ mod tests {
     }
 
     #[test]
-    fn a_header_without_a_base_record_is_unborn_only_at_the_end() {
-        let bytes = segment_header(1).to_vec();
-        assert!(matches!(count(&bytes, true).0, Ok(SegmentEnd::Unborn)));
+    fn a_missing_base_record_is_corruption_even_in_the_last_segment() {
+        let mut bytes = segment_header(ID, 0).to_vec();
+        bytes.resize(200, 0);
+        for is_last in [true, false] {
+            assert!(matches!(
+                count(&bytes, is_last).0,
+                Err(WalError::Corrupt {
+                    kind: CorruptKind::MisplacedBase,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn zeros_end_the_records_and_garbage_after_them_is_a_torn_tail() {
+        let mut bytes = segment_with(&[(4, b"x")]);
+        let (end, visited) = count(&bytes, false);
+        let Ok(SegmentEnd::Clean { used_bytes, .. }) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(visited, 2);
+        bytes[used_bytes as usize + 3] = 7;
         assert!(matches!(
-            count(&bytes, false).0,
-            Err(WalError::Corrupt {
-                kind: CorruptKind::MisplacedBase,
-                ..
-            })
+            count(&bytes, true).0,
+            Ok(SegmentEnd::Torn { valid_bytes, garbage_end, .. })
+                if valid_bytes == used_bytes && garbage_end == used_bytes + 4
         ));
-        let torn_base = &segment_with(1, &[])[..SEGMENT_HEADER_BYTES + 5];
-        assert!(matches!(count(torn_base, true).0, Ok(SegmentEnd::Unborn)));
+        assert!(
+            count(&bytes, false).0.is_err(),
+            "only the last segment tears"
+        );
     }
 
     #[test]
     fn a_second_base_record_is_corruption() {
-        let mut bytes = segment_with(1, &[]);
+        let mut bytes = segment_with(&[]);
+        bytes.truncate(bytes.len() - 64);
         let base_len = bytes.len() - SEGMENT_HEADER_BYTES;
         let again = bytes[SEGMENT_HEADER_BYTES..].to_vec();
         let start = bytes.len();
         bytes.extend_from_slice(&again);
-        seal_record(&mut bytes[start..start + base_len], 1, start as u64);
+        seal_record(&mut bytes[start..start + base_len], ID, start as u64);
         assert!(matches!(
             count(&bytes, true).0,
             Err(WalError::Corrupt {

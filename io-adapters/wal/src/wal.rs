@@ -13,10 +13,12 @@ use serde::Serialize;
 
 use crate::config::WalConfig;
 use crate::error::WalError;
+use crate::manifest::Manifest;
 use crate::mirror::Mirror;
 use crate::record::{
-    BaseRecord, ENTRY_OVERHEAD_BYTES_MAX, RECORD_HEADER_BYTES, RecordType, SEQ_PREFIX_BYTES_MAX,
-    SnapshotRecord, SnapshotRef, begin_record, seal_record, segment_header,
+    BaseRecord, ENTRY_OVERHEAD_BYTES_MAX, RECORD_HEADER_BYTES, RecordType, SEGMENT_HEADER_BYTES,
+    SEQ_PREFIX_BYTES_MAX, SegmentId, SnapshotRecord, SnapshotRef, begin_record, seal_record,
+    segment_header,
 };
 use crate::recovery::{self, Recovered};
 use crate::segment::{self, SegmentInfo};
@@ -58,6 +60,8 @@ pub struct Wal {
     config: WalConfig,
     /// Held for the `Wal`'s lifetime; the OS lock keeps a second opener out.
     _lock: File,
+    /// The directory's id and the segments that make up the log, as last written.
+    manifest: Manifest,
     /// Oldest first; the last is the segment being written.
     segments: VecDeque<SegmentInfo>,
     /// The segment being written.
@@ -101,8 +105,12 @@ impl Wal {
     /// `Replica::restore` needs.
     ///
     /// A torn record at the end of the newest segment (a write in flight at a crash) is cut
-    /// away. Damage anywhere else is reported as [`WalError::Corrupt`] (or
-    /// [`WalError::MissingSegment`], [`WalError::BadSnapshot`]) and nothing is returned.
+    /// away. Anything else that shows durable data was lost or damaged is refused with a
+    /// typed error naming the file: a missing segment ([`WalError::MissingSegment`]), a
+    /// shortened one ([`WalError::SegmentLength`]), one from another directory
+    /// ([`WalError::ForeignSegment`]), a hard state ahead of the log
+    /// ([`WalError::HardStateAhead`]), damage ([`WalError::Corrupt`],
+    /// [`WalError::BadSnapshot`]); nothing is returned then.
     pub fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<(Wal, Durable), WalError> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
@@ -113,13 +121,32 @@ impl Wal {
             }
         }
         let lock = lock_dir(&dir)?;
+        let recovered = match recovery::recover(&dir, &config)? {
+            Some(recovered) => recovered,
+            None => {
+                // A new log: its manifest (and id) first, listing no segment yet, so that
+                // a crash before the first segment is listed leaves a directory that
+                // recovers as empty.
+                let manifest = Manifest::fresh();
+                manifest.write(&dir)?;
+                Recovered {
+                    manifest,
+                    image: Default::default(),
+                    snapshot_data: None,
+                    segments: VecDeque::new(),
+                    base_end: 0,
+                    next_snapshot_id: 1,
+                }
+            }
+        };
         let Recovered {
+            manifest,
             image,
             snapshot_data,
             segments,
             base_end,
             next_snapshot_id,
-        } = recovery::recover(&dir, &config)?;
+        } = recovered;
         let mirror = Mirror::new(
             image.hard_state.clone(),
             image.snapshot.clone(),
@@ -138,16 +165,20 @@ impl Wal {
                     .write(true)
                     .open(&path)
                     .map_err(WalError::io(&path))?;
-                let end = file.seek(SeekFrom::End(0)).map_err(WalError::io(&path))?;
-                (file, end)
+                // New records go right after the durable ones, over the zeros.
+                file.seek(SeekFrom::Start(last.bytes))
+                    .map_err(WalError::io(&path))?;
+                (file, last.bytes)
             }
-            None => (create_segment_file(&dir, 1)?, 0),
+            // Replaced by the first segment below before anything is written.
+            None => (lock.try_clone().map_err(WalError::io(&dir))?, 0),
         };
         let mut wal = Wal {
             file,
             dir,
             config,
             _lock: lock,
+            manifest,
             segments,
             flushed_bytes,
             base_end,
@@ -162,8 +193,7 @@ impl Wal {
             stats: WalStats::default(),
         };
         if fresh {
-            wal.init_segment(1, 0)?;
-            wal.sync()?;
+            wal.start_segment(wal.manifest.newest + 1, 0, 0)?;
             // Counters describe the host's work, not the setup of an empty directory.
             wal.stats = WalStats::default();
         }
@@ -200,6 +230,13 @@ impl Wal {
         self.mirror.snapshot_index()
     }
 
+    /// Where the next record goes: the newest segment's sequence number and the byte
+    /// offset after the last record written to it (durable once synced).
+    pub fn tail(&self) -> (u64, u64) {
+        let seq = self.segments.back().map_or(0, |s| s.seq);
+        (seq, self.flushed_bytes + self.buffer.len() as u64)
+    }
+
     /// Sequence numbers of the segment files present, oldest first.
     pub fn segments(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.seq).collect()
@@ -221,6 +258,7 @@ impl Wal {
     pub fn write(&mut self, op: &Persist) -> Result<(), WalError> {
         self.usable()?;
         self.mirror.check(op)?;
+        self.check_commit(op)?;
         self.check_size(op)?;
         let result = self.write_checked(op);
         if matches!(result, Err(ref e) if !e.is_refusal()) {
@@ -244,6 +282,23 @@ impl Wal {
     fn usable(&self) -> Result<(), WalError> {
         if self.poisoned {
             return Err(WalError::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Refuse an operation that would leave the hard state's commit index beyond the end of
+    /// the log: recovery takes that state for lost entries.
+    fn check_commit(&self, op: &Persist) -> Result<(), WalError> {
+        let commit = match op {
+            Persist::HardState(hs) => hs.commit,
+            _ => self.mirror.hard_state.commit,
+        };
+        let last_index = self.mirror.last_index_after(op);
+        if commit > last_index {
+            return Err(WalError::CommitBeyondLog {
+                commit: commit.0,
+                last_index: last_index.0,
+            });
         }
         Ok(())
     }
@@ -395,17 +450,18 @@ impl Wal {
             });
         }
         let offset = self.flushed_bytes + start as u64;
-        // A segment takes at least one record after its base, whatever that record's size.
-        if offset > self.base_end && offset + len > self.config.segment_bytes_max {
+        // Records never go past the length the segment was created with; a new segment is
+        // made long enough for the record that opens it.
+        let file_bytes = self.segments.back().map_or(0, |s| s.file_bytes);
+        if offset + len > file_bytes {
             let record = self.buffer.split_off(start);
-            let seq = self.segments.back().map_or(1, |s| s.seq + 1);
-            self.rotate(seq)?;
+            self.rotate(len)?;
             start = self.buffer.len();
             self.buffer.extend_from_slice(&record);
         }
         let offset = self.flushed_bytes + start as u64;
-        let seq = self.segments.back().map_or(1, |s| s.seq);
-        seal_record(&mut self.buffer[start..], seq, offset);
+        let id = self.segment_id();
+        seal_record(&mut self.buffer[start..], id, offset);
         self.stats.records += 1;
         self.stats.bytes += len;
         self.dirty = true;
@@ -415,42 +471,84 @@ impl Wal {
         Ok(())
     }
 
+    /// The segment being written.
+    fn segment_id(&self) -> SegmentId {
+        SegmentId {
+            log: self.manifest.log,
+            seq: self.segments.back().map_or(0, |s| s.seq),
+        }
+    }
+
     /// Close the current segment (flushed and synced, so that no later segment's records
-    /// can be durable while an earlier one's are not) and start segment `seq`.
-    fn rotate(&mut self, seq: u64) -> Result<(), WalError> {
+    /// can be durable while an earlier one's are not) and start the next, with room for a
+    /// first record of `need` bytes.
+    fn rotate(&mut self, need: u64) -> Result<(), WalError> {
         self.flush()?;
-        let path = segment::segment_path(&self.dir, seq - 1);
+        let seq = self.segments.back().map_or(0, |s| s.seq);
+        let path = segment::segment_path(&self.dir, seq);
         self.file.sync_data().map_err(WalError::io(&path))?;
         self.stats.fsyncs += 1;
         let closed_bytes = self.flushed_bytes;
         if let Some(last) = self.segments.back_mut() {
             last.bytes = closed_bytes;
         }
-        self.file = create_segment_file(&self.dir, seq)?;
-        self.init_segment(seq, closed_bytes)
+        self.start_segment(seq + 1, closed_bytes, need)
     }
 
-    /// Start writing the freshly created segment `seq`: buffer its header and base record.
-    fn init_segment(&mut self, seq: u64, prev_segment_bytes: u64) -> Result<(), WalError> {
-        self.stats.fsyncs += 1;
-        self.stats.segments_created += 1;
-        self.flushed_bytes = 0;
-        self.segments.push_back(SegmentInfo {
-            seq,
-            max_index: LogIndex(0),
-            bytes: 0,
-        });
+    /// Create segment `seq` and make it the log's newest: its header and base record are
+    /// written and the file given its final length (zeros after the base, room for a first
+    /// record of `need` bytes), all synced; then the manifest lists it. Until the
+    /// manifest does, recovery removes the file, and nothing in it can have been synced.
+    /// Every write so far must be durable: the base record describes the state they make.
+    fn start_segment(
+        &mut self,
+        seq: u64,
+        prev_segment_bytes: u64,
+        need: u64,
+    ) -> Result<(), WalError> {
         debug_assert!(self.buffer.is_empty(), "the old segment was flushed");
-        self.buffer.extend_from_slice(&segment_header(seq));
         let base = BaseRecord {
             prev_segment_bytes,
             hard_state: self.mirror.hard_state.clone(),
             snapshot: self.mirror.snapshot.clone(),
         };
-        let start = begin_record(&mut self.buffer, RecordType::Base, &base)?;
-        seal_record(&mut self.buffer[start..], seq, start as u64);
-        self.base_end = self.buffer.len() as u64;
-        self.dirty = true;
+        let id = SegmentId {
+            log: self.manifest.log,
+            seq,
+        };
+        let mut head = vec![0; SEGMENT_HEADER_BYTES];
+        let start = begin_record(&mut head, RecordType::Base, &base)?;
+        seal_record(&mut head[start..], id, start as u64);
+        let base_end = head.len() as u64;
+        let file_bytes = self.config.segment_bytes_max.max(base_end + need);
+        head[..SEGMENT_HEADER_BYTES].copy_from_slice(&segment_header(id, file_bytes));
+        let path = segment::segment_path(&self.dir, seq);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(WalError::io(&path))?;
+        file.write_all(&head)
+            .and_then(|()| file.set_len(file_bytes))
+            .and_then(|()| file.sync_all())
+            .map_err(WalError::io(&path))?;
+        segment::sync_dir(&self.dir)?;
+        let mut manifest = self.manifest;
+        manifest.newest = seq;
+        manifest.write(&self.dir)?;
+        self.manifest = manifest;
+        // The file, the directory, and the manifest's file and directory.
+        self.stats.fsyncs += 4;
+        self.stats.segments_created += 1;
+        self.file = file;
+        self.flushed_bytes = base_end;
+        self.base_end = base_end;
+        self.segments.push_back(SegmentInfo {
+            seq,
+            max_index: LogIndex(0),
+            bytes: base_end,
+            file_bytes,
+        });
         Ok(())
     }
 
@@ -500,16 +598,29 @@ impl Wal {
     /// is never deleted.
     fn remove_compacted_segments(&mut self) -> Result<(), WalError> {
         let bound = self.compact_through.min(self.mirror.snapshot_index());
-        while self.segments.len() > 1 && self.segments[0].max_index <= bound {
-            let path = segment::segment_path(&self.dir, self.segments[0].seq);
+        let covered = self
+            .segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|s| s.max_index <= bound)
+            .count();
+        if covered == 0 {
+            return Ok(());
+        }
+        // The manifest stops listing them first; a crash before they are all deleted
+        // leaves files recovery knows to remove.
+        let mut manifest = self.manifest;
+        manifest.oldest = self.segments[covered].seq;
+        manifest.write(&self.dir)?;
+        self.manifest = manifest;
+        self.stats.fsyncs += 2;
+        for segment in self.segments.drain(..covered) {
+            let path = segment::segment_path(&self.dir, segment.seq);
             fs::remove_file(&path).map_err(WalError::io(&path))?;
-            // One directory sync per deletion keeps the remaining segments consecutive
-            // even if a crash interrupts compaction.
-            segment::sync_dir(&self.dir)?;
-            self.segments.pop_front();
-            self.stats.fsyncs += 1;
             self.stats.segments_removed += 1;
         }
+        segment::sync_dir(&self.dir)?;
+        self.stats.fsyncs += 1;
         Ok(())
     }
 }
@@ -529,18 +640,6 @@ fn check_body_size<T: Serialize>(body: &T, limit: u64) -> Result<(), WalError> {
         });
     }
     Ok(())
-}
-
-/// Create segment `seq`'s file and make its name durable.
-fn create_segment_file(dir: &Path, seq: u64) -> Result<File, WalError> {
-    let path = segment::segment_path(dir, seq);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(WalError::io(&path))?;
-    segment::sync_dir(dir)?;
-    Ok(file)
 }
 
 fn lock_dir(dir: &Path) -> Result<File, WalError> {

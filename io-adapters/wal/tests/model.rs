@@ -97,7 +97,8 @@ fn concrete(model: &Durable, epoch: &mut u64, a: &Action) -> Option<Persist> {
         Action::HardState { epoch, vote, extra } => Persist::HardState(HardState {
             epoch: Epoch(u64::from(epoch)),
             vote: vote.map(|v| NodeId(u64::from(v))),
-            commit: model.last_index(),
+            // A commit index the log holds, as a host that follows the contract writes.
+            commit: LogIndex(model.last_index().0.saturating_sub(u64::from(extra) % 5)),
             extra: Bytes::from(vec![extra; usize::from(extra)]),
         }),
         Action::Snapshot {
@@ -190,7 +191,16 @@ fn run(actions: &[Action]) -> Result<(), TestCaseError> {
             }
             _ => {
                 let op = concrete(&model, &mut epoch, a).unwrap();
-                match model.clone().apply(&op) {
+                let mut after = model.clone();
+                match after.apply(&op) {
+                    // Committed entries are never discarded: the log refuses a write that
+                    // would leave the commit index beyond its end, and changes nothing.
+                    Ok(()) if after.hard_state.commit > after.last_index() => {
+                        prop_assert!(
+                            matches!(w.write(&op), Err(WalError::CommitBeyondLog { .. })),
+                            "{op:?} discards committed entries"
+                        );
+                    }
                     Ok(()) => {
                         w.write(&op).unwrap();
                         // An append too large for one record is split, so a crash may

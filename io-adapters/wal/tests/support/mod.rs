@@ -21,6 +21,15 @@ pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary directory")
 }
 
+/// The default configuration with 64 KiB segments: segment files are created at their
+/// full length, and tests that save and restore a directory many times copy them whole.
+pub fn test_config() -> WalConfig {
+    WalConfig {
+        segment_bytes_max: 64 << 10,
+        ..WalConfig::default()
+    }
+}
+
 /// A configuration with tiny segments, so that a few records rotate and compact.
 pub fn small_config() -> WalConfig {
     WalConfig {
@@ -48,7 +57,7 @@ pub fn hard_state(epoch: u64, vote: u64) -> Persist {
     Persist::HardState(HardState {
         epoch: Epoch(epoch),
         vote: Some(NodeId(vote)),
-        commit: LogIndex(epoch),
+        commit: LogIndex(0),
         extra: Bytes::new(),
     })
 }
@@ -120,6 +129,21 @@ pub fn flip_bit(path: &Path, offset: u64, bit: u32) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset as usize] ^= 1 << bit;
     fs::write(path, bytes).unwrap();
+}
+
+/// Overwrite bytes `from..to` of a file with zeros, keeping its length: what a write that
+/// never reached the disk leaves in a segment created at its full length.
+pub fn zero(path: &Path, from: u64, to: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[from as usize..to as usize].fill(0);
+    fs::write(path, bytes).unwrap();
+}
+
+/// Offset after the header and base record of a segment file.
+pub fn base_end(path: &Path) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let len = u32::from_le_bytes(bytes[36..40].try_into().unwrap());
+    36 + 9 + u64::from(len)
 }
 
 pub fn cut(path: &Path, len: u64) {
