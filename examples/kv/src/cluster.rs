@@ -17,6 +17,7 @@ use rsm_core::{NodeId, Role};
 use tokio::time::{Instant, sleep};
 
 use crate::client::{ClientConfig, KvClient};
+use crate::data_dir::StartMode;
 use crate::flags::NodeAddrs;
 use crate::wire::ServerStatus;
 
@@ -36,6 +37,8 @@ struct LocalNode {
     data_dir: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// How the next start treats the data directory: the first bootstraps the cluster.
+    start: StartMode,
 }
 
 /// Server processes on 127.0.0.1 with data in one directory.
@@ -92,6 +95,7 @@ impl LocalCluster {
                     data_dir: data_root.join(format!("n{}", id.get())),
                     child: None,
                     paused: false,
+                    start: StartMode::Bootstrap,
                 },
             );
         }
@@ -118,6 +122,35 @@ impl LocalCluster {
     /// Where the servers' data and logs live.
     pub fn data_root(&self) -> &Path {
         &self.data_root
+    }
+
+    /// One server's data directory.
+    pub fn data_dir(&self, id: NodeId) -> Option<&Path> {
+        self.nodes.get(&id).map(|n| n.data_dir.as_path())
+    }
+
+    /// Wait up to `within` for a server to exit on its own (a refusal to start, a fatal
+    /// error); its exit status, or `None` if it is still running.
+    pub fn wait_exit(
+        &mut self,
+        id: NodeId,
+        within: Duration,
+    ) -> std::io::Result<Option<std::process::ExitStatus>> {
+        let deadline = std::time::Instant::now() + within;
+        let node = self.node(id)?;
+        let Some(child) = node.child.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            if let Some(status) = child.try_wait()? {
+                node.child = None;
+                return Ok(Some(status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The client address of every server.
@@ -239,6 +272,14 @@ impl LocalCluster {
             .create(true)
             .append(true)
             .open(&log_path)?;
+        // A directory that already holds data (a data root reused by a later run) is
+        // restarted, never bootstrapped again.
+        let blank = std::fs::read_dir(&node.data_dir).map_or(true, |mut d| d.next().is_none());
+        let start_flag = match node.start {
+            StartMode::Bootstrap if blank => Some("--bootstrap"),
+            StartMode::Join if blank => Some("--join"),
+            _ => None,
+        };
         let mut command = Command::new(&self.program.program);
         command
             .args(&self.program.args)
@@ -250,6 +291,7 @@ impl LocalCluster {
             .arg(node.client_addr.to_string())
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .args(start_flag)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -267,6 +309,7 @@ impl LocalCluster {
         let node = self.node(id)?;
         node.child = Some(child);
         node.paused = false;
+        node.start = StartMode::Restart;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use rsm_core::NodeId;
 
+use crate::data_dir::StartMode;
 use crate::server::{Protocol, ServerConfig};
 
 /// A flag that is missing, unknown or does not parse.
@@ -157,9 +158,15 @@ pub const SERVER_USAGE: &str = "\
 usage: rsm-kv-server --id N --peers 1=HOST:PORT,2=HOST:PORT,... --client-listen HOST:PORT \\
                      --data-dir DIR [--listen HOST:PORT] [--protocol raft] [--tick-ms 10]
                      [--election-ticks-min 30] [--election-ticks-max 60] [--heartbeat-ticks 3]
-                     [--cluster-id 1]
+                     [--cluster-id 1] [--bootstrap | --join]
   --peers lists every member with its peer address, this server included;
-  --listen defaults to this server's entry in --peers.";
+  --listen defaults to this server's entry in --peers;
+  --bootstrap starts a new cluster on an empty --data-dir, --join starts a node the
+  cluster has already added (as a learner) on an empty --data-dir; without either, the
+  directory must hold this node's data.";
+
+/// The server's flags that take no value.
+pub const SERVER_SWITCHES: &[&str] = &["bootstrap", "join"];
 
 /// Build a server configuration from its flags.
 pub fn server_config(mut flags: Flags) -> Result<ServerConfig, FlagError> {
@@ -178,6 +185,17 @@ pub fn server_config(mut flags: Flags) -> Result<ServerConfig, FlagError> {
     config.election_ticks_max = flags.get_or("election-ticks-max", config.election_ticks_max)?;
     config.heartbeat_ticks = flags.get_or("heartbeat-ticks", config.heartbeat_ticks)?;
     config.cluster_id = flags.get_or("cluster-id", config.cluster_id)?;
+    config.start = match (flags.switch("bootstrap"), flags.switch("join")) {
+        (false, false) => StartMode::Restart,
+        (true, false) => StartMode::Bootstrap,
+        (false, true) => StartMode::Join,
+        (true, true) => {
+            return Err(FlagError::Invalid {
+                flag: "join".into(),
+                reason: "--bootstrap and --join exclude each other".into(),
+            });
+        }
+    };
     if let Some(extra) = flags.positional.first() {
         return Err(FlagError::Unexpected(extra.clone()));
     }

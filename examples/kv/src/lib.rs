@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod data_dir;
 pub mod flags;
 pub mod history;
 mod observe;
@@ -39,13 +40,14 @@ pub const SERVE_SUBCOMMAND: &str = "serve";
 /// Run a server from command-line flags (without the program name) until it is told to
 /// stop. Prints one line when it listens; returns the process exit code.
 pub fn server_main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
-    let config = match flags::Flags::parse(args, &[]).and_then(flags::server_config) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("rsm-kv-server: {error}\n{}", flags::SERVER_USAGE);
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let config =
+        match flags::Flags::parse(args, flags::SERVER_SWITCHES).and_then(flags::server_config) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("rsm-kv-server: {error}\n{}", flags::SERVER_USAGE);
+                return std::process::ExitCode::from(2);
+            }
+        };
     let id = config.id;
     let protocol = config.protocol;
     let outcome = server::run(config, |bound| {

@@ -24,6 +24,7 @@ use rsm_wal::{Wal, WalConfig, WalError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::data_dir::{self, DataDirError, Identity, StartMode};
 use crate::observe::{Observed, ObservedConfig, StatusBoard};
 use crate::storage::{DiskCounters, WalStorage};
 use crate::wire::{Request, Response, ServerStatus, read_frame, write_frame};
@@ -77,8 +78,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where to listen for clients.
     pub client_listen: SocketAddr,
-    /// Where the write-ahead log lives; created if missing.
+    /// This node's data directory: its identity stamp and write-ahead log.
     pub data_dir: PathBuf,
+    /// Whether the data directory must hold this member's data (a restart) or be empty
+    /// (bootstrapping a new cluster, joining one that added this node).
+    pub start: StartMode,
     /// The consensus protocol.
     pub protocol: Protocol,
     /// Peers of another cluster id are refused by the transport.
@@ -122,6 +126,7 @@ impl ServerConfig {
             listen,
             client_listen,
             data_dir,
+            start: StartMode::Restart,
             protocol: Protocol::Raft,
             cluster_id: 1,
             tick: Duration::from_millis(10),
@@ -167,6 +172,20 @@ pub enum ServerError {
     /// The configuration is inconsistent.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The data directory is not this node's, or it lost the node's data.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// A port could not be bound.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// Which port (clients or peers).
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The write-ahead log could not be opened.
     #[error("write-ahead log: {0}")]
     Wal(#[from] WalError),
@@ -197,8 +216,12 @@ pub struct Bound {
 /// `ready` is called once both ports listen.
 pub fn run(config: ServerConfig, ready: impl FnOnce(Bound)) -> Result<(), ServerError> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)?;
-    let (wal, durable) = Wal::open(config.data_dir.join("wal"), WalConfig::default())?;
+    let identity = Identity {
+        cluster_id: config.cluster_id,
+        node_id: config.id,
+    };
+    let wal_dir = data_dir::prepare(&config.data_dir, identity, config.start)?;
+    let (wal, durable) = Wal::open(wal_dir, WalConfig::default())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.network_threads)
         .thread_name("network")
@@ -300,7 +323,13 @@ where
 
     // tokio sets SO_REUSEADDR, so a restarted server rebinds while its previous
     // connections linger in TIME_WAIT.
-    let listener = TcpListener::bind(config.client_listen).await?;
+    let listener = TcpListener::bind(config.client_listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what: "clients",
+            addr: config.client_listen,
+            source,
+        })?;
     let client_addr = listener.local_addr()?;
     let status = StatusSource {
         id: config.id,
