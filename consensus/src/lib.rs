@@ -7,10 +7,12 @@
 //! election jitter comes from a PRNG seeded by the configuration.
 //!
 //! Read first: [`Raft`] (the automaton), [`RaftConfig`] (its limits and timeouts, every
-//! one a named field) and [`RaftMessage`] (what replicas say to each other).
+//! one a named field) and [`RaftMessage`] (what replicas say to each other); [`registry`]
+//! lists every protocol by name for the tools.
 
 #![warn(missing_docs)]
 
 mod raft;
+pub mod registry;
 
 pub use raft::{ConfigError, ProgressState, Raft, RaftConfig, RaftMessage, ReplicationProgress};

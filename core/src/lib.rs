@@ -31,6 +31,7 @@ mod replica;
 mod rng;
 pub mod session;
 mod state_machine;
+pub mod text;
 
 pub use codec::{
     Codec, FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, FRAME_VERSION, decode_body, encode_body,

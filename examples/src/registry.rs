@@ -1,6 +1,10 @@
-//! The protocols `rsm-sim` knows, by name. Adding one is one line in [`PROTOCOLS`].
+//! The protocols `rsm-sim` knows, by name: every protocol of rsm-consensus's registry
+//! ([`rsm_consensus::registry`]), then the reference replicas of this crate, safe and
+//! deliberately unsafe, that show what the simulator catches ([`TEST_PROTOCOLS`]).
 
-use rsm_consensus::{Raft, RaftConfig};
+use std::sync::OnceLock;
+
+use rsm_consensus::registry::{self as consensus, Visitor};
 use rsm_core::{Membership, NodeId};
 use rsm_sim::{self as sim, RunResult, SimOptions};
 
@@ -29,16 +33,38 @@ fn elected_config(id: NodeId, membership: &Membership, seed: u64) -> ElectedConf
     ElectedConfig::new(id, membership.clone(), seed)
 }
 
-/// Every protocol, by name.
-pub const PROTOCOLS: &[Protocol] = &[
-    Protocol {
-        name: "raft",
-        about: "rsm-consensus Raft: pre-vote, check-quorum, ReadIndex, snapshots (safe)",
-        safe: true,
-        run: |seed, opts| {
-            sim::run::<Raft>(seed, opts, &|id, m, s| RaftConfig::swarm(seed, id, m, s))
-        },
-    },
+/// One seed of a registered consensus protocol, with the registry's swarm configuration.
+fn run_registered<P: consensus::Protocol>(seed: u64, opts: &SimOptions) -> RunResult {
+    sim::run::<P::Replica>(seed, opts, &|id, m, s| P::swarm_config(seed, id, m, s))
+}
+
+/// Collects the registry's protocols as simulator entries.
+struct Registered(Vec<Protocol>);
+
+impl Visitor for Registered {
+    fn visit<P: consensus::Protocol>(&mut self) {
+        self.0.push(Protocol {
+            name: P::NAME,
+            about: P::ABOUT,
+            safe: true,
+            run: run_registered::<P>,
+        });
+    }
+}
+
+/// Every protocol the simulator runs: the registry's, then [`TEST_PROTOCOLS`].
+pub fn protocols() -> &'static [Protocol] {
+    static ALL: OnceLock<Vec<Protocol>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut registered = Registered(Vec::new());
+        consensus::visit_all(&mut registered);
+        registered.0.extend_from_slice(TEST_PROTOCOLS);
+        registered.0
+    })
+}
+
+/// The reference replicas of this crate.
+pub const TEST_PROTOCOLS: &[Protocol] = &[
     Protocol {
         name: "sequencer",
         about: "fixed sequencer that commits once every voter has an entry durably (safe)",
@@ -67,5 +93,5 @@ pub const PROTOCOLS: &[Protocol] = &[
 
 /// The protocol called `name`.
 pub fn find(name: &str) -> Option<&'static Protocol> {
-    PROTOCOLS.iter().find(|p| p.name == name)
+    protocols().iter().find(|p| p.name == name)
 }

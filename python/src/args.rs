@@ -79,16 +79,7 @@ pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
 }
 
-/// A protocol option given as a keyword argument, checked for type but not yet for
-/// name: the protocol decides which names exist. Plain data, so configurations can be
-/// built again without the GIL (the simulator builds one per node incarnation).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum OptionValue {
-    /// A non-negative integer (ticks, bytes, counts).
-    Int(u64),
-    /// A switch.
-    Bool(bool),
-}
+pub(crate) use rsm_consensus::registry::{OptionError, OptionValue};
 
 /// Keyword options in the order given.
 pub(crate) type Options = Vec<(String, OptionValue)>;
@@ -111,21 +102,13 @@ pub(crate) fn options_arg(options: Option<&Bound<'_, PyDict>>) -> PyResult<Optio
     Ok(out)
 }
 
-/// Why a set of options cannot configure a protocol; becomes `TypeError` or
-/// `ValueError` once the GIL is held again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum OptionError {
-    /// No such option, or a value of the wrong type.
-    Type(String),
-    /// A well-typed value that the protocol refuses.
-    Value(String),
-}
-
-impl From<OptionError> for PyErr {
-    fn from(e: OptionError) -> Self {
-        match e {
-            OptionError::Type(m) => PyTypeError::new_err(m),
-            OptionError::Value(m) => PyValueError::new_err(m),
+/// The Python exception for options that do not configure a protocol: `TypeError` for
+/// an unknown option or a value of the wrong kind, `ValueError` for a value refused.
+pub(crate) fn option_error(e: OptionError) -> PyErr {
+    match e {
+        OptionError::Unknown { .. } | OptionError::Type { .. } => {
+            PyTypeError::new_err(e.to_string())
         }
+        OptionError::Value(_) => PyValueError::new_err(e.to_string()),
     }
 }

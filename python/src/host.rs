@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rsm_core::{Durable, Effect, Input, Membership, NodeId, Replica};
 
-use crate::args::{OptionError, Options};
+use crate::args::{OptionError, Options, option_error};
 use crate::effects::effects_to_py;
 use crate::inputs::input_from_py;
 
@@ -320,5 +320,5 @@ pub(crate) fn config_arg<R: Protocol>(
     let membership = crate::values::Membership::from_arg(members)?;
     let seed = crate::args::opt_u64_arg(seed, "seed")?.unwrap_or(0);
     let options = crate::args::options_arg(options)?;
-    Ok(R::config(id, membership, seed, &options)?)
+    R::config(id, membership, seed, &options).map_err(option_error)
 }

@@ -2,10 +2,11 @@
 //! named after [`RaftConfig`]'s fields.
 
 use pyo3::prelude::*;
+use rsm_consensus::registry::{Protocol as _, RaftProtocol};
 use rsm_consensus::{Raft, RaftConfig};
 use rsm_core::{Membership, NodeId};
 
-use crate::args::{OptionError, OptionValue, Options};
+use crate::args::{OptionError, Options};
 use crate::host::{Protocol, protocol_class};
 
 impl Protocol for Raft {
@@ -17,66 +18,8 @@ impl Protocol for Raft {
         seed: u64,
         options: &Options,
     ) -> Result<RaftConfig, OptionError> {
-        let mut c = RaftConfig::new(id, membership, seed);
-        for (name, value) in options {
-            set_option(&mut c, name, value)?;
-        }
-        c.validate()
-            .map_err(|e| OptionError::Value(format!("invalid Raft configuration: {e}")))?;
-        Ok(c)
+        RaftProtocol::config(id, membership, seed, options)
     }
-}
-
-/// Set one field of `c` by name.
-fn set_option(c: &mut RaftConfig, name: &str, value: &OptionValue) -> Result<(), OptionError> {
-    let ticks = |v: &OptionValue| match v {
-        OptionValue::Int(n) => Ok(*n),
-        OptionValue::Bool(_) => Err(OptionError::Type(format!(
-            "Raft option `{name}` must be an int, not a bool"
-        ))),
-    };
-    let size = |v: &OptionValue| {
-        ticks(v).and_then(|n| {
-            usize::try_from(n)
-                .map_err(|_| OptionError::Value(format!("Raft option `{name}` is too large")))
-        })
-    };
-    let switch = |v: &OptionValue| match v {
-        OptionValue::Bool(b) => Ok(*b),
-        OptionValue::Int(_) => Err(OptionError::Type(format!(
-            "Raft option `{name}` must be a bool, not an int"
-        ))),
-    };
-    match name {
-        "election_ticks_min" => c.election_ticks_min = ticks(value)?,
-        "election_ticks_max" => c.election_ticks_max = ticks(value)?,
-        "heartbeat_ticks" => c.heartbeat_ticks = ticks(value)?,
-        "pre_vote" => c.pre_vote = switch(value)?,
-        "check_quorum" => c.check_quorum = switch(value)?,
-        "lease_reads" => c.lease_reads = switch(value)?,
-        "lease_drift_ticks" => c.lease_drift_ticks = ticks(value)?,
-        "priority" => c.priority = ticks(value)?,
-        "proposal_bytes_max" => c.proposal_bytes_max = size(value)?,
-        "uncommitted_bytes_max" => c.uncommitted_bytes_max = size(value)?,
-        "batch_entries_max" => c.batch_entries_max = size(value)?,
-        "batch_bytes_max" => c.batch_bytes_max = size(value)?,
-        "msg_bytes_max" => c.msg_bytes_max = size(value)?,
-        "msg_entries_max" => c.msg_entries_max = size(value)?,
-        "inflight_msgs_max" => c.inflight_msgs_max = size(value)?,
-        "inflight_bytes_max" => c.inflight_bytes_max = size(value)?,
-        "apply_batch_entries_max" => c.apply_batch_entries_max = size(value)?,
-        "apply_lag_entries_max" => c.apply_lag_entries_max = ticks(value)?,
-        "snapshot_entries_threshold" => c.snapshot_entries_threshold = ticks(value)?,
-        "snapshot_chunk_bytes" => c.snapshot_chunk_bytes = size(value)?,
-        "snapshot_bytes_max" => c.snapshot_bytes_max = size(value)?,
-        "reads_pending_max" => c.reads_pending_max = size(value)?,
-        _ => {
-            return Err(OptionError::Type(format!(
-                "Raft got an unexpected keyword argument `{name}`"
-            )));
-        }
-    }
-    Ok(())
 }
 
 protocol_class!(

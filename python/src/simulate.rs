@@ -8,15 +8,18 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyRange, PyString, PyTuple};
 use rsm_check::{History, check};
+use rsm_consensus::registry::{self, OptionError, Visitor};
 use rsm_core::{Membership, NodeId};
 use rsm_sim::{
     FaultKind, LinkFaults, LivenessHeal, ReadPath, Report as CoreReport,
     RunResult as CoreRunResult, RunStats as CoreRunStats, SimOptions, Swarm, TICK_UNITS, run_swarm,
 };
 
-use crate::args::{Options, bool_arg, options_arg, probability_arg, str_arg, type_name, u64_arg};
+use crate::args::{
+    Options, bool_arg, option_error, options_arg, probability_arg, str_arg, type_name, u64_arg,
+};
 use crate::check::Operation;
-use crate::host::{Protocol, panic_message};
+use crate::host::panic_message;
 use crate::values::value_methods;
 
 /// Seeds one call may list explicitly (a `range` or `(start, stop)` is never listed).
@@ -200,8 +203,32 @@ struct Plan {
     options: Options,
 }
 
-/// The protocols the simulator can run from Python.
-const PROTOCOLS: &str = "raft";
+/// Checks options against the protocol picked by name, building one configuration.
+struct CheckOptions<'a> {
+    options: &'a Options,
+    checked: Option<Result<&'static str, OptionError>>,
+}
+
+impl Visitor for CheckOptions<'_> {
+    fn visit<P: registry::Protocol>(&mut self) {
+        let (id, m) = (NodeId(1), Membership::new([NodeId(1)]));
+        self.checked = Some(P::config(id, m, 0, self.options).map(|_| P::NAME));
+    }
+}
+
+/// Runs one seed of the protocol picked by name.
+struct RunSeed<'a> {
+    plan: &'a Plan,
+    seed: u64,
+    swarm: Swarm,
+    result: Option<Result<CoreRunResult, String>>,
+}
+
+impl Visitor for RunSeed<'_> {
+    fn visit<P: registry::Protocol>(&mut self) {
+        self.result = Some(self.plan.run_with::<P>(self.seed, self.swarm.clone()));
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn plan_arg(
@@ -217,18 +244,15 @@ fn plan_arg(
 ) -> PyResult<Plan> {
     let options = options_arg(options)?;
     // Build one configuration now, so that bad options raise before anything runs.
-    let (id, m) = (NodeId(1), Membership::new([NodeId(1)]));
-    let protocol = match protocol {
-        "raft" => {
-            config_for::<rsm_consensus::Raft>(id, &m, 0, &options)?;
-            "raft"
-        }
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown protocol {other:?}; available: {PROTOCOLS}"
-            )));
-        }
+    let mut check = CheckOptions {
+        options: &options,
+        checked: None,
     };
+    registry::visit(protocol, &mut check).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let protocol = check
+        .checked
+        .expect("the visitor ran")
+        .map_err(option_error)?;
     let nodes = match nodes {
         Some(n) if !n.is_none() => {
             Some(bounded(u64_arg(n, "nodes")?, 1, NODES_MAX, "nodes")? as usize)
@@ -263,36 +287,32 @@ fn plan_arg(
     })
 }
 
-fn config_for<R: Protocol>(
-    id: NodeId,
-    m: &Membership,
-    seed: u64,
-    options: &Options,
-) -> PyResult<R::Config> {
-    Ok(R::config(id, m.clone(), seed, options)?)
-}
-
 impl Plan {
     /// Run one seed. Needs no GIL.
     fn run(&self, seed: u64) -> Result<CoreRunResult, String> {
         let swarm = self.faults.swarm(seed, self.nodes);
-        match self.protocol {
-            "raft" => self.run_with::<rsm_consensus::Raft>(seed, swarm),
-            other => Err(format!("unknown protocol {other:?}")),
-        }
+        let mut run = RunSeed {
+            plan: self,
+            seed,
+            swarm,
+            result: None,
+        };
+        registry::visit(self.protocol, &mut run).map_err(|e| e.to_string())?;
+        run.result.expect("the visitor ran")
     }
 
-    fn run_with<R: Protocol>(&self, seed: u64, swarm: Swarm) -> Result<CoreRunResult, String>
-    where
-        R::Message: serde::Serialize,
-    {
+    fn run_with<P: registry::Protocol>(
+        &self,
+        seed: u64,
+        swarm: Swarm,
+    ) -> Result<CoreRunResult, String> {
         let options = &self.options;
         // Options were validated when the plan was built; they do not depend on identity.
         let make = |id: NodeId, m: &Membership, s: u64| {
-            R::config(id, m.clone(), s, options).expect("options validated before the run")
+            P::config(id, m.clone(), s, options).expect("options validated before the run")
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_swarm::<R>(seed, swarm, &self.opts, &make)
+            run_swarm::<P::Replica>(seed, swarm, &self.opts, &make)
         }))
         .map_err(|p| {
             format!(

@@ -131,7 +131,7 @@ def test_wrong_argument_types_and_values_raise_clear_errors() -> None:
         rsm.Raft(-1, [1])
     with pytest.raises(ValueError, match="at least one voter"):
         rsm.Raft(1, [])
-    with pytest.raises(TypeError, match="unexpected keyword argument `election_ticks`"):
+    with pytest.raises(TypeError, match="Raft has no option `election_ticks`"):
         rsm.Raft(1, [1], election_ticks=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="must be a bool"):
         rsm.Raft(1, [1], pre_vote=1)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rsm_examples::registry::{self, PROTOCOLS, Protocol};
+use rsm_examples::registry::{self, Protocol};
 use rsm_sim::{self as sim, LivenessHeal, Report, RunResult, SimOptions};
 
 /// Failure reports printed in full; later violating seeds are listed in the summary only.
@@ -30,7 +30,7 @@ fn usage() -> String {
          \x20             [--liveness-heal all|quorum] [--fault-ticks T] [--liveness-ticks T]\n\
          \x20             [--ops-per-client N]\n\nprotocols:\n",
     );
-    for p in PROTOCOLS {
+    for p in registry::protocols() {
         s.push_str(&format!("  {:<22} {}\n", p.name, p.about));
     }
     s
