@@ -69,7 +69,7 @@ pub enum OptionError {
     Type {
         /// The option.
         name: String,
-        /// What it takes: "a bool" or "a count".
+        /// What it takes: "a bool" or "an int".
         expected: &'static str,
     },
     /// The value is out of range, or the options together are inconsistent.
@@ -82,7 +82,7 @@ impl OptionError {
     pub fn wrong_type(name: &str, value: &OptionValue) -> Self {
         let expected = match value {
             OptionValue::Int(_) => "a bool",
-            OptionValue::Bool(_) => "a count",
+            OptionValue::Bool(_) => "an int",
         };
         OptionError::Type {
             name: name.to_string(),
