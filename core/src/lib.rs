@@ -21,11 +21,13 @@
 mod codec;
 mod entry;
 mod error;
+mod hello;
 mod host;
 mod ids;
 mod io;
 pub mod kv;
 mod membership;
+mod refusal;
 mod reject;
 mod replica;
 mod rng;
@@ -38,6 +40,7 @@ pub use codec::{
 };
 pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
 pub use error::{CodecError, PersistError, RestoreError};
+pub use hello::{HELLO_BYTES_MAX, HELLO_MAGIC, Hello, HelloError, PROTOCOL_VERSION, dials};
 pub use host::{
     ClientError, Completion, CompletionOf, FOLLOWUPS_PER_CALL_MAX, Host, HostConfig, HostError,
     HostEvent, HostEventOf, HostParts, HostStats, Reply, Ticket,
@@ -45,6 +48,7 @@ pub use host::{
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
 pub use io::{MemStorage, NullTransport, Storage, Transport};
 pub use membership::Membership;
+pub use refusal::{Refusal, RefusalCounts, Refused};
 pub use reject::RejectReason;
 pub use replica::{Durable, Effect, HardState, Input, Persist, Replica, Role, Status};
 pub use rng::Prng;

@@ -16,12 +16,13 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use rsm_core::NodeId;
+pub(crate) use rsm_core::dials;
 
 use crate::config::TcpConfig;
 use crate::error::{Refusal, Refused, TcpError};
 #[cfg(feature = "tls")]
 use crate::tls::{self, TlsContext};
-use crate::wire::{Hello, read_hello};
+use crate::wire::read_hello;
 
 /// A byte stream a verified link runs on: plain TCP or TLS over TCP.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -29,11 +30,6 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 pub(crate) type BoxStream = Box<dyn Stream>;
-
-/// The one rule that keeps a single connection per peer pair: the lower id dials.
-pub(crate) fn dials(from: NodeId, to: NodeId) -> bool {
-    from < to
-}
 
 /// Why a dial produced no link.
 #[derive(Debug)]
@@ -126,20 +122,7 @@ impl Handshaker {
         prove: impl FnOnce(&S, NodeId) -> Result<(), Refused>,
     ) -> Result<(NodeId, BoxStream), Refused> {
         let hello = read_hello(&mut stream).await?;
-        let peer = hello.node_id;
-        self.check_cluster(&hello)?;
-        if peer == self.id || !self.peers.contains(&peer) {
-            return Err(Refused::new(
-                Refusal::UnknownPeer,
-                format!("{peer} is not a configured peer of {}", self.id),
-            ));
-        }
-        if !dials(peer, self.id) {
-            return Err(Refused::new(
-                Refusal::WrongDialer,
-                format!("{} dials {peer}, not the other way round", self.id),
-            ));
-        }
+        let peer = hello.admit(self.id, self.cluster_id, |p| self.peers.contains(&p))?;
         prove(&stream, peer)?;
         self.send_hello(&mut stream).await?;
         Ok((peer, Box::new(stream)))
@@ -176,33 +159,15 @@ impl Handshaker {
         peer: NodeId,
     ) -> Result<BoxStream, Refused> {
         self.send_hello(&mut stream).await?;
-        let hello = read_hello(&mut stream).await?;
-        self.check_cluster(&hello)?;
-        if hello.node_id != peer {
-            return Err(Refused::new(
-                Refusal::UnexpectedPeer,
-                format!("dialed {peer}, {} answered", hello.node_id),
-            ));
-        }
+        read_hello(&mut stream)
+            .await?
+            .check_answer(self.cluster_id, peer)?;
         Ok(Box::new(stream))
-    }
-
-    fn check_cluster(&self, hello: &Hello) -> Result<(), Refused> {
-        if hello.cluster_id == self.cluster_id {
-            return Ok(());
-        }
-        Err(Refused::new(
-            Refusal::WrongCluster,
-            format!(
-                "{} speaks for cluster {}, this node is in {}",
-                hello.node_id, hello.cluster_id, self.cluster_id
-            ),
-        ))
     }
 
     async fn send_hello<S: Stream>(&self, stream: &mut S) -> Result<(), Refused> {
         let incomplete = |e: String| Refused::new(Refusal::HandshakeIncomplete, e);
-        let frame = Hello::new(self.cluster_id, self.id)
+        let frame = rsm_core::Hello::new(self.cluster_id, self.id)
             .encode_frame()
             .map_err(|e| incomplete(format!("encoding the hello: {e}")))?;
         stream
@@ -237,12 +202,5 @@ mod tests {
             assert!(tcp.nodelay().expect("read TCP_NODELAY"));
             assert!(SockRef::from(&tcp).keepalive().expect("read SO_KEEPALIVE"));
         });
-    }
-
-    #[test]
-    fn the_lower_id_dials() {
-        assert!(dials(NodeId(1), NodeId(2)));
-        assert!(!dials(NodeId(2), NodeId(1)));
-        assert!(!dials(NodeId(2), NodeId(2)));
     }
 }

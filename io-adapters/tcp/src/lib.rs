@@ -12,7 +12,7 @@
 //! keeps running.
 //!
 //! Read first: [`TcpTransport`] (start, send, stats, shutdown), [`TcpConfig`] (every bound
-//! it keeps) and [`Hello`] (the handshake and the wire format). [`TcpStats`] and
+//! it keeps) and [`Hello`] (the handshake, shared with every rsm transport through rsm-core). [`TcpStats`] and
 //! [`Refusal`] say what happened to traffic and to refused connections.
 
 #![warn(missing_docs)]
@@ -29,8 +29,8 @@ mod wire;
 
 pub use config::{DropPolicy, TcpConfig};
 pub use error::{ConfigError, Refusal, TcpError};
+pub use rsm_core::{HELLO_BYTES_MAX, HELLO_MAGIC, Hello, PROTOCOL_VERSION};
 pub use stats::{PeerStats, TcpStats};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, tls_identity};
 pub use transport::TcpTransport;
-pub use wire::{HELLO_BYTES_MAX, HELLO_MAGIC, Hello, PROTOCOL_VERSION};

@@ -78,7 +78,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// Log and count a refused connection.
 pub(crate) fn refuse(counters: &Counters, peer: Option<NodeId>, addr: SocketAddr, r: &Refused) {
-    counters.refused(r.reason);
+    counters.rejections.count(r.reason);
     match peer {
         Some(peer) => {
             warn!(%peer, %addr, reason = %r.reason, detail = %r.detail, "closing connection")

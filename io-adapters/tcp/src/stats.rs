@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rsm_core::NodeId;
-
-use crate::error::Refusal;
+use rsm_core::{NodeId, Refusal, RefusalCounts};
 
 /// Counters shared by all of one transport's tasks. Relaxed ordering throughout: each is an
 /// independent tally, read only to report.
@@ -16,16 +14,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_oversized: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
-    rejections: [AtomicU64; Refusal::ALL.len()],
-}
-
-impl Counters {
-    pub(crate) fn refused(&self, reason: Refusal) {
-        match self.rejections.get(reason.index()) {
-            Some(counter) => bump(counter),
-            None => debug_assert!(false, "Refusal::ALL lacks {reason:?}"),
-        }
-    }
+    pub(crate) rejections: RefusalCounts,
 }
 
 /// Counters of one peer link.
@@ -100,11 +89,6 @@ impl TcpStats {
                 (id, stats)
             })
             .collect();
-        let rejections = Refusal::ALL
-            .iter()
-            .map(|r| (*r, counters.rejections.get(r.index()).map_or(0, read)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
         Self {
             peers,
             batches_sent: read(&counters.batches_sent),
@@ -112,7 +96,7 @@ impl TcpStats {
             dropped_oversized: read(&counters.dropped_oversized),
             connections: read(&counters.connections),
             dial_failures: read(&counters.dial_failures),
-            rejections,
+            rejections: counters.rejections.snapshot(),
         }
     }
 

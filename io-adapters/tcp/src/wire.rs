@@ -1,78 +1,15 @@
-//! The wire format: core-codec frames, the handshake, and reading frames off a socket.
+//! The wire format: core-codec frames, and reading frames and hellos off a socket.
 //!
 //! Every frame has the [`Codec`] layout: `[FRAME_VERSION: u8][body length: u32 LE][body]`.
-//! The first frame each way is a [`Hello`] (its body the core body encoding of the struct);
+//! The first frame each way is a [`Hello`] (defined in rsm-core, shared by every transport);
 //! every later frame's body is one message, passed through untouched.
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use rsm_core::{Codec, CodecError, FRAME_HEADER_BYTES, NodeId, decode_body};
+use rsm_core::{Codec, CodecError, FRAME_HEADER_BYTES, HELLO_BYTES_MAX, Hello};
 
 use crate::error::{Refusal, Refused};
-
-/// The first four bytes of every hello body: "RSMT".
-pub const HELLO_MAGIC: [u8; 4] = *b"RSMT";
-/// The transport protocol version this build speaks and accepts.
-pub const PROTOCOL_VERSION: u16 = 1;
-/// The largest hello body accepted, far above the real size, so that an unauthenticated
-/// socket can make this node buffer no more than this.
-pub const HELLO_BYTES_MAX: usize = 64;
-
-/// The handshake frame. The dialer sends one first; the acceptor checks it and answers with
-/// its own, and only then do messages flow.
-///
-/// Its body is the core body encoding of the fields in order; the magic (4 raw bytes) and
-/// the protocol version come first in every version, so that any build can recognise a
-/// peer it cannot talk to.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// Always [`HELLO_MAGIC`].
-    pub magic: [u8; 4],
-    /// The sender's [`PROTOCOL_VERSION`].
-    pub protocol_version: u16,
-    /// The sender's cluster.
-    pub cluster_id: u64,
-    /// The sender's node id.
-    pub node_id: NodeId,
-}
-
-impl Hello {
-    /// The hello this build sends for `node_id` in `cluster_id`.
-    pub fn new(cluster_id: u64, node_id: NodeId) -> Self {
-        Self {
-            magic: HELLO_MAGIC,
-            protocol_version: PROTOCOL_VERSION,
-            cluster_id,
-            node_id,
-        }
-    }
-
-    /// The hello as one frame, ready to write.
-    pub fn encode_frame(&self) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + HELLO_BYTES_MAX);
-        Codec::new(HELLO_BYTES_MAX).encode(self, &mut out)?;
-        Ok(out)
-    }
-
-    /// Check a received hello body: magic and version first, then the whole struct.
-    fn parse(body: &[u8]) -> Result<Hello, Refused> {
-        if body.get(..HELLO_MAGIC.len()) != Some(&HELLO_MAGIC[..]) {
-            return Err(Refused::new(Refusal::BadMagic, "hello lacks the magic"));
-        }
-        let (_, version): ([u8; 4], u16) = postcard::take_from_bytes(body)
-            .map(|(v, _)| v)
-            .map_err(|e| Refused::new(Refusal::Malformed, format!("hello: {e}")))?;
-        if version != PROTOCOL_VERSION {
-            return Err(Refused::new(
-                Refusal::BadProtocolVersion,
-                format!("protocol version {version}, this build speaks {PROTOCOL_VERSION}"),
-            ));
-        }
-        decode_body(body).map_err(|e| Refused::new(Refusal::Malformed, format!("hello: {e}")))
-    }
-}
 
 /// Append one message frame to `out`. The caller has checked the body against the
 /// configured maximum, which is at most `u32::MAX`.
@@ -139,7 +76,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 pub(crate) async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Refused> {
     let incomplete = |detail: String| Refused::new(Refusal::HandshakeIncomplete, detail);
     match read_frame(r, &Codec::new(HELLO_BYTES_MAX)).await {
-        Ok(Some(body)) => Hello::parse(&body),
+        Ok(Some(body)) => Hello::parse(&body).map_err(Refused::from),
         Ok(None) => Err(incomplete("closed before the hello".into())),
         Err(ReadError::Io(e)) => Err(incomplete(format!("reading the hello: {e}"))),
         Err(ReadError::Refused(r)) => Err(r),
@@ -149,6 +86,7 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsm_core::NodeId;
 
     async fn read_all(bytes: &[u8]) -> Result<Vec<Bytes>, ReadError> {
         let mut r = bytes;
