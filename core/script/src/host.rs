@@ -1,13 +1,13 @@
-//! The interpreter: a cluster of replicas, a host for each, and a network queue, driven
-//! one script command at a time.
+//! The interpreter: a cluster of replicas, each inside the reference host
+//! ([`rsm_core::Host`]), and a network queue, driven one script command at a time.
 //!
-//! Each node's host follows the contract's host rule exactly: effects are executed in
-//! order; persists wait in an unsynced list until a `persist` command (or `stabilize`)
-//! writes them to the node's durable image with [`Durable::apply`] and reports
-//! `Persisted`; a `Send` emitted after a persist that is not yet synced is held until it
-//! is; committed commands are applied to a [`KvStore`]; a crash loses every unsynced
-//! persist and held send, and a restart rebuilds the replica with [`Replica::restore`]
-//! from the durable image alone.
+//! The host rule is the reference host's: effects run in order; persists wait on the
+//! node's disk, unsynced, until a `persist` command (or `stabilize`) makes a prefix of them
+//! durable, which releases the sends held behind them and feeds `Persisted`; committed
+//! commands reach a [`KvStore`]; `Applied` and snapshots are fed back by the host itself,
+//! in its documented order. A crash loses every unsynced persist and held send, and a
+//! restart rebuilds the replica with [`Replica::restore`] from the durable image alone.
+//! The interpreter only prints what the host reports and carries messages.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -17,24 +17,19 @@ use bytes::Bytes;
 use super::command::{Command, Filter, Nodes, parse};
 use super::render;
 use super::{NodeSetup, Protocol};
-use rsm_core::Membership;
-use rsm_core::Prng;
-use rsm_core::StateMachine;
-use rsm_core::kv::{KvCommand, KvOp, KvStore};
+use rsm_core::kv::{KvCommand, KvOp, KvResponse, KvStore};
 use rsm_core::session::{ClientId, SessionHeader};
-use rsm_core::{Durable, Effect, HardState, Input, Persist, Replica};
-use rsm_core::{Entry, EntryKind, SnapshotMeta};
-use rsm_core::{Epoch, LogIndex, NodeId, PersistSeq, RequestId};
+use rsm_core::{
+    ClientError, CodecError, Completion, Durable, Entry, Epoch, HardState, Host, HostConfig,
+    HostError, HostEvent, LogIndex, Membership, NodeId, Persist, PersistError, PersistSeq, Prng,
+    Queryable, Replica, Reply, RequestId, StateMachine, Storage, Ticket,
+};
 
 type Msg<P> = <<P as Protocol>::Replica as Replica>::Message;
 
-/// Rounds of persist + deliver + apply that `stabilize` runs before giving up: a cluster
-/// that still has work after this many rounds is livelocked, and the script says so.
+/// Rounds of persist + deliver that `stabilize` runs before giving up: a cluster that
+/// still has work after this many rounds is livelocked, and the script says so.
 pub const STABILIZE_ROUNDS_MAX: usize = 256;
-
-/// Inputs the host may feed back to one node while handling one command's effects
-/// (a snapshot it was asked to take). Bounds a protocol that keeps asking.
-const HOST_INPUTS_MAX: usize = 16;
 
 /// A message in flight.
 struct Envelope<M> {
@@ -46,110 +41,120 @@ struct Envelope<M> {
     lost: Option<&'static str>,
 }
 
-/// A read the protocol has cleared, waiting for the state machine to catch up.
-struct PendingRead {
-    req: RequestId,
-    index: LogIndex,
-    key: Option<String>,
+/// A node's disk: the durable image, and the writes not yet synced, which a script makes
+/// durable a prefix at a time.
+#[derive(Clone, Debug, Default)]
+struct ScriptDisk {
+    durable: Durable,
+    unsynced: Vec<(PersistSeq, Persist)>,
+    /// The number of the last write queued in this incarnation.
+    queued: PersistSeq,
 }
 
-/// A node's state machine and what the host knows about the applied prefix.
-struct Machine {
-    kv: KvStore,
-    applied: LogIndex,
-    /// The epoch of the entry at `applied`, for snapshot metadata.
-    epoch: Epoch,
-    /// The membership in force at `applied`, for snapshot metadata.
-    membership: Membership,
-    /// Keys of reads issued but not yet cleared by `ReadReady`.
-    read_keys: BTreeMap<RequestId, Option<String>>,
-    ready: Vec<PendingRead>,
-}
+impl Storage for ScriptDisk {
+    type Error = PersistError;
 
-impl Machine {
-    fn new(membership: Membership) -> Self {
-        Self {
-            kv: KvStore::new(),
-            applied: LogIndex(0),
-            epoch: Epoch(0),
-            membership,
-            read_keys: BTreeMap::new(),
-            ready: Vec::new(),
-        }
-    }
-
-    /// Install a snapshot's state; `Err` when its bytes are not a key-value snapshot.
-    fn install(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
-        self.kv
-            .restore(data)
-            .map_err(|e| format!("snapshot at i{} does not decode: {e}", meta.index.0))?;
-        self.applied = meta.index;
-        self.epoch = meta.epoch;
-        self.membership = meta.membership.clone();
+    fn write(&mut self, op: &Persist) -> Result<(), PersistError> {
+        self.queued = self.queued.next();
+        self.unsynced.push((self.queued, op.clone()));
         Ok(())
     }
 
-    fn apply(&mut self, entry: &Entry) -> Result<(), String> {
-        if entry.index != self.applied.next() {
-            return Err(format!(
-                "apply out of order: i{} after i{}",
-                entry.index.0, self.applied.0
-            ));
+    fn sync(&mut self) -> Result<(), PersistError> {
+        match self.sync_through(self.queued).into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
-        match entry.kind {
-            EntryKind::Command => {
-                self.kv.apply(entry.index, &entry.payload);
-            }
-            EntryKind::Config => {
-                if let Some(m) = entry.membership() {
-                    self.membership = m;
-                }
-            }
-            EntryKind::Noop => {}
-        }
-        self.applied = entry.index;
-        self.epoch = entry.epoch;
-        Ok(())
     }
+}
 
-    /// Reads whose index is now applied, with the value each one returns.
-    fn serve_reads(&mut self) -> Vec<String> {
-        let applied = self.applied;
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready)
-            .into_iter()
-            .partition(|r| r.index <= applied);
-        self.ready = later;
-        now.into_iter()
-            .map(|r| {
-                let value = match &r.key {
-                    Some(k) => match self.kv.get(k.as_bytes()) {
-                        Some(v) => format!(": {k}={}", render::command(v)),
-                        None => format!(": {k} absent"),
-                    },
-                    None => String::new(),
-                };
-                format!("read r{} served at i{}{value}", r.req.0, applied.0)
-            })
+impl ScriptDisk {
+    /// Make the writes numbered `<= through` durable, in order; the refusals of the
+    /// reference semantics, which leave the image as it was for that write.
+    fn sync_through(&mut self, through: PersistSeq) -> Vec<PersistError> {
+        let keep = self.unsynced.iter().position(|(seq, _)| *seq > through);
+        let written: Vec<_> = self
+            .unsynced
+            .drain(..keep.unwrap_or(self.unsynced.len()))
+            .collect();
+        written
+            .iter()
+            .filter_map(|(_, op)| self.durable.apply(op).err())
             .collect()
     }
+
+    /// Lose every unsynced write; returns the numbers lost, if any.
+    fn crash(&mut self) -> Option<(PersistSeq, PersistSeq)> {
+        let lost = match (self.unsynced.first(), self.unsynced.last()) {
+            (Some((a, _)), Some((b, _))) => Some((*a, *b)),
+            _ => None,
+        };
+        self.unsynced.clear();
+        self.queued = PersistSeq(0);
+        lost
+    }
 }
 
-/// One simulated node: the replica (absent while crashed) and its host.
+/// A node's state machine: the reference key-value store; a read names the key it shows.
+#[derive(Clone, Debug, Default)]
+struct ScriptKv(KvStore);
+
+impl StateMachine for ScriptKv {
+    type Response = KvResponse;
+
+    fn apply(&mut self, index: LogIndex, command: &Bytes) -> KvResponse {
+        self.0.apply(index, command)
+    }
+
+    fn snapshot(&self) -> Bytes {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), CodecError> {
+        self.0.restore(snapshot)
+    }
+}
+
+impl Queryable for ScriptKv {
+    /// The key to show, if any.
+    type Query = Option<String>;
+    /// `: k=v`, `: k absent`, or nothing.
+    type Answer = String;
+
+    fn query(&self, key: &Option<String>) -> String {
+        match key {
+            Some(k) => match self.0.get(k.as_bytes()) {
+                Some(v) => format!(": {k}={}", render::command(v)),
+                None => format!(": {k} absent"),
+            },
+            None => String::new(),
+        }
+    }
+}
+
+type ScriptHost<R> = Host<R, ScriptDisk, ScriptKv>;
+
+/// What every script host records and bounds: everything, since transcripts print it; no
+/// request ever times out, since scripts have no clock but ticks they choose.
+fn host_config() -> HostConfig {
+    HostConfig {
+        pending_requests_max: 1 << 16,
+        request_timeout_ticks: u64::MAX / 2,
+        record_events: true,
+        record_sends: true,
+        ..HostConfig::default()
+    }
+}
+
+/// One scripted node: its host while it runs, its disk while it is down.
 struct Node<R: Replica> {
     config: R::Config,
-    initial: Membership,
-    replica: Option<R>,
-    disk: Durable,
-    unsynced: Vec<(PersistSeq, Persist)>,
-    /// The highest persist number emitted in this incarnation.
-    emitted: PersistSeq,
-    synced: PersistSeq,
-    /// Sends waiting for the persist numbered by the first field to be synced.
-    held: Vec<(PersistSeq, NodeId, R::Message)>,
-    machine: Machine,
-    /// The highest index reported with `Applied`.
-    acked: LogIndex,
+    host: Option<ScriptHost<R>>,
+    disk: ScriptDisk,
 }
+
+/// An empty store, shown for a node that is down.
+static EMPTY_STORE: std::sync::OnceLock<KvStore> = std::sync::OnceLock::new();
 
 /// The output of one command: lines, indented by nesting depth.
 #[derive(Default)]
@@ -227,17 +232,29 @@ impl<P: Protocol> Interpreter<P> {
 
     /// The replica `id`, unless it does not exist or is crashed.
     pub fn replica(&self, id: NodeId) -> Option<&P::Replica> {
-        self.nodes.get(&id)?.replica.as_ref()
+        Some(self.nodes.get(&id)?.host.as_ref()?.replica())
     }
 
     /// What node `id` has made durable.
     pub fn durable(&self, id: NodeId) -> Option<&Durable> {
-        Some(&self.nodes.get(&id)?.disk)
+        Some(&self.disk(id)?.durable)
     }
 
-    /// Node `id`'s key-value store.
+    /// Node `id`'s key-value store (empty while it is down).
     pub fn store(&self, id: NodeId) -> Option<&KvStore> {
-        Some(&self.nodes.get(&id)?.machine.kv)
+        let node = self.nodes.get(&id)?;
+        Some(match &node.host {
+            Some(host) => &host.machine().0,
+            None => EMPTY_STORE.get_or_init(KvStore::new),
+        })
+    }
+
+    fn disk(&self, id: NodeId) -> Option<&ScriptDisk> {
+        let node = self.nodes.get(&id)?;
+        Some(match &node.host {
+            Some(host) => host.storage(),
+            None => &node.disk,
+        })
     }
 
     fn execute(&mut self, command: Command, out: &mut Out) -> Result<(), String> {
@@ -253,7 +270,7 @@ impl<P: Protocol> Interpreter<P> {
                 let ids = self.live(&nodes)?;
                 for _ in 0..n {
                     for &id in &ids {
-                        self.step(id, Input::Tick, 0, out);
+                        self.call(id, 0, out, |h| h.tick());
                     }
                 }
                 Ok(())
@@ -262,18 +279,19 @@ impl<P: Protocol> Interpreter<P> {
                 self.live_one(node)?;
                 let req = self.request();
                 let command = proposal(req, &text);
-                self.step(node, Input::Propose { req, command }, 0, out);
+                self.request_at(node, req, out, |h| h.propose_as(req, command));
                 Ok(())
             }
             Command::Read { node, key } => {
                 self.live_one(node)?;
                 let req = self.request();
-                self.node_mut(node)?.machine.read_keys.insert(req, key);
-                self.step(node, Input::Read { req }, 0, out);
+                self.request_at(node, req, out, |h| h.read_as(req, key));
                 Ok(())
             }
             Command::Get { node, key } => {
-                let kv = &self.node_mut(node)?.machine.kv;
+                let kv = self
+                    .store(node)
+                    .ok_or_else(|| format!("no node {}", node.0))?;
                 let shown = match kv.get(key.as_bytes()) {
                     Some(v) => format!("{} {key}={}", node.0, render::command(v)),
                     None => format!("{} {key} absent", node.0),
@@ -289,12 +307,12 @@ impl<P: Protocol> Interpreter<P> {
                 self.live_one(node)?;
                 let req = self.request();
                 let membership = Membership::with_learners(voters, learners);
-                self.step(node, Input::Reconfigure { req, membership }, 0, out);
+                self.request_at(node, req, out, |h| h.reconfigure_as(req, membership));
                 Ok(())
             }
             Command::Transfer { node, to } => {
                 self.live_one(node)?;
-                self.step(node, Input::TransferLeadership { to }, 0, out);
+                self.call(node, 0, out, |h| h.transfer_leadership(to));
                 Ok(())
             }
             Command::Persist { nodes, through } => {
@@ -339,8 +357,12 @@ impl<P: Protocol> Interpreter<P> {
                 commit,
             } => self.replace_disk(node, &log, epoch, vote, commit, out),
             Command::Apply { nodes } => {
+                // The host reports `Applied` itself after every step; this shows where
+                // each node's state machine stands.
                 for id in self.live(&nodes)? {
-                    self.ack_applied(id, out);
+                    if let Some(host) = self.nodes.get(&id).and_then(|n| n.host.as_ref()) {
+                        out.line(0, format!("{} applied i{}", id.0, host.applied_index().0));
+                    }
                 }
                 Ok(())
             }
@@ -371,8 +393,11 @@ impl<P: Protocol> Interpreter<P> {
                     }
                 }
                 for (&id, node) in &self.nodes {
-                    for (gate, to, msg) in &node.held {
-                        let text = self.envelope(id, *to, msg);
+                    let Some(host) = &node.host else {
+                        continue;
+                    };
+                    for (gate, to, msg) in host.held() {
+                        let text = self.envelope(id, to, msg);
                         out.line(0, format!("{text} (after p{})", gate.0));
                     }
                 }
@@ -417,19 +442,18 @@ impl<P: Protocol> Interpreter<P> {
             built.push((id, config, replica));
         }
         for (id, config, replica) in built {
+            let host = Host::new(
+                host_config(),
+                replica,
+                ScriptDisk::default(),
+                ScriptKv::default(),
+            );
             self.nodes.insert(
                 id,
                 Node {
                     config,
-                    initial: membership.clone(),
-                    replica: Some(replica),
-                    disk: Durable::default(),
-                    unsynced: Vec::new(),
-                    emitted: PersistSeq(0),
-                    synced: PersistSeq(0),
-                    held: Vec::new(),
-                    machine: Machine::new(membership.clone()),
-                    acked: LogIndex(0),
+                    host: Some(host),
+                    disk: ScriptDisk::default(),
                 },
             );
         }
@@ -480,7 +504,7 @@ impl<P: Protocol> Interpreter<P> {
     }
 
     fn is_up(&self, id: NodeId) -> bool {
-        self.nodes.get(&id).is_some_and(|n| n.replica.is_some())
+        self.nodes.get(&id).is_some_and(|n| n.host.is_some())
     }
 
     /// Why a message from `a` cannot reach `b` now, if it cannot.
@@ -512,191 +536,169 @@ impl<P: Protocol> Interpreter<P> {
         format!("{}->{} {}", from.0, to.0, self.protocol.message(msg))
     }
 
-    /// Feed `input` to node `id` and execute the effects, then any input the host owes
-    /// back (a snapshot it was asked to take).
-    fn step(&mut self, id: NodeId, input: Input<Msg<P>>, depth: usize, out: &mut Out) {
-        let mut inputs = VecDeque::from([input]);
-        let mut fed = 0;
-        while let Some(input) = inputs.pop_front() {
-            fed += 1;
-            if fed > HOST_INPUTS_MAX {
+    /// Call node `id`'s host (if it runs), print what it reported at `depth`, and put the
+    /// sends it released on the network.
+    fn call(
+        &mut self,
+        id: NodeId,
+        depth: usize,
+        out: &mut Out,
+        f: impl FnOnce(&mut ScriptHost<P::Replica>) -> Result<(), HostError<PersistError>>,
+    ) {
+        let Some(host) = self.nodes.get_mut(&id).and_then(|n| n.host.as_mut()) else {
+            return;
+        };
+        let result = f(host);
+        let events: Vec<_> = host.drain_events().collect();
+        let completions: Vec<_> = host.drain_completions().collect();
+        let sends: Vec<_> = host.drain_sends().collect();
+        self.print_events(id, events, depth, out);
+        for Completion { ticket, result } in completions {
+            // Only reads print an answer: proposals show as `apply` lines, refusals as
+            // `reject` lines.
+            if let Ok(Reply::Read { index, answer }) = result {
                 out.line(
                     depth,
-                    format!("error: {} kept asking for host inputs", id.0),
+                    format!("{} read r{} served at i{}{answer}", id.0, ticket.0, index.0),
                 );
-                return;
             }
-            let Some(replica) = self.nodes.get_mut(&id).and_then(|n| n.replica.as_mut()) else {
-                return;
-            };
-            let mut effects = Vec::new();
-            replica.step(input, &mut effects);
-            for effect in effects {
-                if let Some(next) = self.effect(id, effect, depth, out) {
-                    inputs.push_back(next);
-                }
-            }
+        }
+        for (to, msg) in sends {
+            self.transmit(id, to, msg);
+        }
+        if let Err(error) = result {
+            out.line(depth, format!("error: {} {error}", id.0));
         }
     }
 
-    /// Execute one effect of node `id`; returns an input the host must feed back.
-    fn effect(
+    /// Submit a client request to node `id`; a refusal at admission is printed.
+    fn request_at(
         &mut self,
         id: NodeId,
-        effect: Effect<Msg<P>>,
+        req: RequestId,
+        out: &mut Out,
+        f: impl FnOnce(&mut ScriptHost<P::Replica>) -> Result<Ticket, ClientError>,
+    ) {
+        let mut refused = None;
+        self.call(id, 0, out, |h| {
+            refused = f(h).err();
+            Ok(())
+        });
+        if let Some(error) = refused {
+            out.line(0, format!("{} refused r{}: {error}", id.0, req.0));
+        }
+    }
+
+    fn print_events(
+        &self,
+        id: NodeId,
+        events: Vec<HostEvent<Msg<P>, KvResponse>>,
         depth: usize,
         out: &mut Out,
-    ) -> Option<Input<Msg<P>>> {
+    ) {
         let ep = self.protocol.epoch_prefix();
         let n = id.0;
-        match effect {
-            Effect::Send { to, msg } => {
-                let text = self.envelope(id, to, &msg);
-                let node = self.nodes.get_mut(&id)?;
-                if node.emitted > node.synced {
-                    out.line(depth, format!("{text} (after p{})", node.emitted.0));
-                    node.held.push((node.emitted, to, msg));
-                } else {
-                    out.line(depth, text);
-                    self.transmit(id, to, msg);
-                }
+        let mut applied: Vec<Entry> = Vec::new();
+        let flush = |applied: &mut Vec<Entry>, out: &mut Out| {
+            if applied.is_empty() {
+                return;
             }
-            Effect::Persist { seq, op } => {
-                out.line(
-                    depth,
-                    format!("{n} persist p{} {}", seq.0, render::persist(&op, ep)),
-                );
-                let node = self.nodes.get_mut(&id)?;
-                if seq != node.emitted.next() {
-                    out.line(
-                        depth,
-                        format!(
-                            "error: {n} numbered a persist p{} after p{}",
-                            seq.0, node.emitted.0
-                        ),
-                    );
-                }
-                node.emitted = node.emitted.max(seq);
-                node.unsynced.push((seq, op));
+            let shown: Vec<String> = applied.iter().map(render::payload).collect();
+            let range = render::index_range(applied);
+            out.line(depth, format!("{n} apply {range}: {}", shown.join(", ")));
+            applied.clear();
+        };
+        for event in events {
+            if let HostEvent::Applied { entry, .. } = event {
+                applied.push(entry);
+                continue;
             }
-            Effect::Apply { entries } => {
-                let shown: Vec<String> = entries.iter().map(render::payload).collect();
-                let range = render::index_range(&entries);
-                out.line(depth, format!("{n} apply {range}: {}", shown.join(", ")));
-                let machine = &mut self.nodes.get_mut(&id)?.machine;
-                for e in &entries {
-                    if let Err(why) = machine.apply(e) {
-                        out.line(depth, format!("error: {n} {why}"));
-                        break;
+            flush(&mut applied, out);
+            match event {
+                HostEvent::Sent {
+                    to,
+                    msg,
+                    held_behind,
+                } => {
+                    let text = self.envelope(id, to, &msg);
+                    match held_behind {
+                        Some(p) => out.line(depth, format!("{text} (after p{})", p.0)),
+                        None => out.line(depth, text),
                     }
                 }
-                for served in machine.serve_reads() {
-                    out.line(depth, format!("{n} {served}"));
-                }
-            }
-            Effect::Proposed { req, index, epoch } => {
-                let e = render::epoch(epoch, ep);
-                out.line(
+                HostEvent::Persist { seq, op } => out.line(
                     depth,
-                    format!("{n} proposed r{} at i{} {e}", req.0, index.0),
-                );
-            }
-            Effect::ReadReady { req, index } => {
-                out.line(depth, format!("{n} read-ready r{} at i{}", req.0, index.0));
-                let machine = &mut self.nodes.get_mut(&id)?.machine;
-                let key = machine.read_keys.remove(&req).flatten();
-                machine.ready.push(PendingRead { req, index, key });
-                for served in machine.serve_reads() {
-                    out.line(depth, format!("{n} {served}"));
-                }
-            }
-            Effect::Reject { req, reason } => {
-                out.line(
-                    depth,
-                    format!("{n} reject r{} {}", req.0, render::reject(&reason)),
-                );
-                self.nodes.get_mut(&id)?.machine.read_keys.remove(&req);
-            }
-            Effect::TakeSnapshot { through } => {
-                out.line(depth, format!("{n} take-snapshot i{}", through.0));
-                let machine = &self.nodes.get(&id)?.machine;
-                if machine.applied < through {
-                    let why = format!(
-                        "asked to snapshot i{} with only i{} applied",
-                        through.0, machine.applied.0
+                    format!("{n} persist p{} {}", seq.0, render::persist(&op, ep)),
+                ),
+                HostEvent::Proposed {
+                    ticket,
+                    index,
+                    epoch,
+                } => {
+                    let e = render::epoch(epoch, ep);
+                    out.line(
+                        depth,
+                        format!("{n} proposed r{} at i{} {e}", ticket.0, index.0),
                     );
-                    out.line(depth, format!("error: {n} {why}"));
-                    return None;
                 }
-                let meta = SnapshotMeta {
-                    index: machine.applied,
-                    epoch: machine.epoch,
-                    membership: machine.membership.clone(),
-                };
-                let e = render::epoch(meta.epoch, ep);
-                out.line(
+                HostEvent::ReadReady { ticket, index } => out.line(
                     depth,
-                    format!("{n} snapshot taken at i{} {e}", meta.index.0),
-                );
-                let data = machine.kv.snapshot();
-                return Some(Input::Snapshot { meta, data });
-            }
-            Effect::InstallSnapshot { meta, data } => {
-                let e = render::epoch(meta.epoch, ep);
-                out.line(depth, format!("{n} install-snapshot i{} {e}", meta.index.0));
-                let machine = &mut self.nodes.get_mut(&id)?.machine;
-                if let Err(why) = machine.install(&meta, &data) {
-                    out.line(depth, format!("error: {n} {why}"));
+                    format!("{n} read-ready r{} at i{}", ticket.0, index.0),
+                ),
+                HostEvent::Rejected { ticket, reason } => out.line(
+                    depth,
+                    format!("{n} reject r{} {}", ticket.0, render::reject(&reason)),
+                ),
+                HostEvent::TakeSnapshot { through } => {
+                    out.line(depth, format!("{n} take-snapshot i{}", through.0));
                 }
-            }
-            Effect::RoleChanged {
-                role,
-                epoch,
-                leader,
-            } => {
-                let leader = leader.map_or("-".to_string(), |l| l.0.to_string());
-                let e = render::epoch(epoch, ep);
-                out.line(depth, format!("{n} role {role:?} {e} leader={leader}"));
+                HostEvent::SnapshotTaken { meta } => {
+                    let e = render::epoch(meta.epoch, ep);
+                    out.line(
+                        depth,
+                        format!("{n} snapshot taken at i{} {e}", meta.index.0),
+                    );
+                }
+                HostEvent::SnapshotInstalled { meta } => {
+                    let e = render::epoch(meta.epoch, ep);
+                    out.line(depth, format!("{n} install-snapshot i{} {e}", meta.index.0));
+                }
+                HostEvent::AppliedReported { through } => {
+                    out.line(depth, format!("{n} applied i{}", through.0));
+                }
+                HostEvent::RoleChanged {
+                    role,
+                    epoch,
+                    leader,
+                } => {
+                    let leader = leader.map_or("-".to_string(), |l| l.0.to_string());
+                    let e = render::epoch(epoch, ep);
+                    out.line(depth, format!("{n} role {role:?} {e} leader={leader}"));
+                }
+                // Durability is printed by the `persist` command that caused it.
+                HostEvent::Durable { .. } | HostEvent::Applied { .. } => {}
             }
         }
-        None
+        flush(&mut applied, out);
     }
 
     /// Make node `id`'s persists durable through `through` (all when `None`), release
     /// the sends they held back, and report `Persisted`. False when nothing was pending.
     fn sync(&mut self, id: NodeId, through: Option<PersistSeq>, out: &mut Out) -> bool {
-        let Some(node) = self.nodes.get_mut(&id) else {
+        let Some(host) = self.nodes.get_mut(&id).and_then(|n| n.host.as_mut()) else {
             return false;
         };
-        let target = through.unwrap_or(node.emitted).min(node.emitted);
-        if target <= node.synced {
+        let written = host.written();
+        let target = through.unwrap_or(written).min(written);
+        if target <= host.durable() {
             return false;
         }
-        let first = node.synced.next();
-        let keep = node.unsynced.iter().position(|(seq, _)| *seq > target);
-        let written: Vec<_> = node
-            .unsynced
-            .drain(..keep.unwrap_or(node.unsynced.len()))
-            .collect();
-        let mut errors = Vec::new();
-        for (seq, op) in &written {
-            if let Err(e) = node.disk.apply(op) {
-                errors.push(format!(
-                    "error: {} persist p{} refused by the disk: {e}",
-                    id.0, seq.0
-                ));
-            }
-        }
-        node.synced = target;
-        let released = node
-            .held
-            .iter()
+        let first = host.durable().next();
+        let released = host
+            .held()
             .take_while(|(gate, _, _)| *gate <= target)
             .count();
-        let sends: Vec<_> = node.held.drain(..released).collect();
-        for (_, to, msg) in sends {
-            self.transmit(id, to, msg);
-        }
+        let errors = host.storage_mut().sync_through(target);
         let range = if first == target {
             format!("p{}", target.0)
         } else {
@@ -709,23 +711,13 @@ impl<P: Protocol> Interpreter<P> {
         };
         out.line(0, format!("{} synced {range}{released}", id.0));
         for e in errors {
-            out.line(0, e);
+            out.line(
+                0,
+                format!("error: {} a persist was refused by the disk: {e}", id.0),
+            );
         }
-        self.step(id, Input::Persisted { through: target }, 0, out);
+        self.call(id, 0, out, |h| h.persisted(target));
         true
-    }
-
-    /// Report node `id`'s applied index. False when it had nothing new to report.
-    fn ack_applied(&mut self, id: NodeId, out: &mut Out) -> bool {
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return false;
-        };
-        let through = node.machine.applied;
-        let fresh = through > node.acked;
-        node.acked = through;
-        out.line(0, format!("{} applied i{}", id.0, through.0));
-        self.step(id, Input::Applied { through }, 0, out);
-        fresh
     }
 
     /// Deliver, in queue order, the messages queued now that match `filter`. Returns
@@ -760,7 +752,7 @@ impl<P: Protocol> Interpreter<P> {
                 out.line(0, format!("{text} dropped ({} is down)", to.0));
             } else {
                 out.line(0, text);
-                self.step(to, Input::Receive { from, msg }, 1, out);
+                self.call(to, 1, out, |h| h.receive(from, msg));
             }
         }
         taken
@@ -786,9 +778,11 @@ impl<P: Protocol> Interpreter<P> {
     fn crash(&mut self, id: NodeId, out: &mut Out) -> Result<(), String> {
         self.live_one(id)?;
         let node = self.node_mut(id)?;
-        node.replica = None;
+        let host = node.host.take().expect("checked live");
+        let held = host.held_sends();
+        node.disk = host.into_parts().storage;
         let mut text = format!("{} crashed", id.0);
-        if let (Some((a, _)), Some((b, _))) = (node.unsynced.first(), node.unsynced.last()) {
+        if let Some((a, b)) = node.disk.crash() {
             let range = if a == b {
                 format!("p{}", a.0)
             } else {
@@ -796,14 +790,11 @@ impl<P: Protocol> Interpreter<P> {
             };
             text.push_str(&format!(", lost unsynced {range}"));
         }
-        match node.held.len() {
+        match held {
             0 => {}
             1 => text.push_str(", lost 1 held send"),
             k => text.push_str(&format!(", lost {k} held sends")),
         }
-        node.unsynced.clear();
-        node.held.clear();
-        node.machine = Machine::new(Membership::default());
         out.line(0, text);
         // What was on its way to the node is lost with it, even if it restarts in time.
         for e in self.network.iter_mut().filter(|e| e.to == id) {
@@ -815,21 +806,20 @@ impl<P: Protocol> Interpreter<P> {
     fn restart(&mut self, id: NodeId, out: &mut Out) -> Result<(), String> {
         let ep = self.protocol.epoch_prefix();
         let node = self.node_mut(id)?;
-        if node.replica.is_some() {
+        if node.host.is_some() {
             return Err(format!("node {} is running; crash it first", id.0));
         }
-        let replica = P::Replica::restore(node.config.clone(), node.disk.clone())
-            .map_err(|e| format!("node {} cannot restore: {e}", id.0))?;
-        let mut machine = Machine::new(node.initial.clone());
-        if let Some((meta, data)) = &node.disk.snapshot {
-            machine.install(meta, data)?;
-        }
-        node.acked = machine.applied;
-        node.machine = machine;
-        node.replica = Some(replica);
-        node.emitted = PersistSeq(0);
-        node.synced = PersistSeq(0);
-        let disk = &node.disk;
+        let durable = node.disk.durable.clone();
+        let host = Host::restore(
+            host_config(),
+            node.config.clone(),
+            durable,
+            node.disk.clone(),
+            ScriptKv::default(),
+        )
+        .map_err(|e| format!("node {} cannot restore: {e}", id.0))?;
+        node.host = Some(host);
+        let disk = &node.disk.durable;
         let log = render::entries(&disk.entries, ep);
         out.line(
             0,
@@ -873,38 +863,41 @@ impl<P: Protocol> Interpreter<P> {
             commit: LogIndex(commit),
             extra: Bytes::new(),
         };
-        self.node_mut(id)?.disk = Durable {
-            hard_state,
-            snapshot: None,
-            entries,
+        self.node_mut(id)?.disk = ScriptDisk {
+            durable: Durable {
+                hard_state,
+                snapshot: None,
+                entries,
+            },
+            ..ScriptDisk::default()
         };
         self.restart(id, out)
     }
 
     fn print_log(&self, id: NodeId, out: &mut Out) {
         let ep = self.protocol.epoch_prefix();
-        let Some(node) = self.nodes.get(&id) else {
+        let Some(disk) = self.disk(id) else {
             return;
         };
         let n = id.0;
-        let disk = &node.disk;
+        let durable = &disk.durable;
         out.line(
             0,
-            format!("{n} hard {}", render::hard_state(&disk.hard_state, ep)),
+            format!("{n} hard {}", render::hard_state(&durable.hard_state, ep)),
         );
-        if let Some((meta, _)) = &disk.snapshot {
+        if let Some((meta, _)) = &durable.snapshot {
             let e = render::epoch(meta.epoch, ep);
             let m = render::membership(&meta.membership);
             out.line(0, format!("{n} snapshot i{} {e} {m}", meta.index.0));
         }
-        for e in &disk.entries {
+        for e in &durable.entries {
             let epoch = render::epoch(e.epoch, ep);
             out.line(
                 0,
                 format!("{n} i{} {epoch} {}", e.index.0, render::payload(e)),
             );
         }
-        for (seq, op) in &node.unsynced {
+        for (seq, op) in &disk.unsynced {
             out.line(
                 0,
                 format!("{n} unsynced p{} {}", seq.0, render::persist(op, ep)),
@@ -922,21 +915,12 @@ impl<P: Protocol> Interpreter<P> {
                 }
             }
             busy |= self.deliver(&Filter::default(), out) > 0;
-            for &id in &ids {
-                let behind = self
-                    .nodes
-                    .get(&id)
-                    .is_some_and(|n| n.replica.is_some() && n.machine.applied > n.acked);
-                if behind {
-                    busy |= self.ack_applied(id, out);
-                }
-            }
             if !busy {
                 return Ok(());
             }
         }
         Err(format!(
-            "not stable after {STABILIZE_ROUNDS_MAX} rounds of persist, deliver and apply"
+            "not stable after {STABILIZE_ROUNDS_MAX} rounds of persist and deliver"
         ))
     }
 }

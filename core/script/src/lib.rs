@@ -3,7 +3,7 @@
 //!
 //! A protocol plugs in by implementing [`Protocol`] (how to configure a node, how to print
 //! a message). An [`Interpreter`] then runs commands against a cluster of its replicas,
-//! hosting each one exactly as the contract's host rule says, and [`run_dir`] checks
+//! hosting each one in the reference host (`rsm_core::Host`), and [`run_dir`] checks
 //! script files against their recorded transcripts. Nothing moves unless a command says
 //! so: no message is delivered, no write is synced and no tick happens on its own.
 //!
@@ -32,11 +32,11 @@
 //! | `crash N` | the node stops; its unsynced persists, held sends and the messages in flight to it are lost |
 //! | `restart N` | rebuild with `Replica::restore(config, durable)`; the store is rebuilt from the durable snapshot |
 //! | `disk N [log=1,1,2] [epoch=E] [vote=V] [commit=C]` | crash N if it runs, replace its durable image by entries i1, i2, ... with those epochs (commands whose text is `INDEX@EPOCH`, e.g. `3@t2`) and that hard state (epoch defaults to the last entry's), then restart it: how a script sets up divergent logs |
-//! | `apply NODES` | feed `Applied` through what the host has applied |
+//! | `apply NODES` | print how far each node's state machine has applied (the host itself reports `Applied` to the replica after every step) |
 //! | `status NODES` | print each node's `Status` |
 //! | `log NODES` | print each node's durable hard state, snapshot and entries, then its unsynced persists |
 //! | `network` | print the messages in flight, then the held sends |
-//! | `stabilize` | repeat { persist all; deliver all; apply where behind } until nothing happens, at most [`STABILIZE_ROUNDS_MAX`] rounds |
+//! | `stabilize` | repeat { persist all; deliver all } until nothing happens, at most [`STABILIZE_ROUNDS_MAX`] rounds |
 //!
 //! A message is lost if its link is down (by `partition` or `cut`) when it is sent or
 //! when it is delivered, or if its recipient is down at any time while it is in flight. Lines starting with `#` are comments.
@@ -55,7 +55,7 @@
 //! | `1->2 MSG dropped (partitioned \| cut \| 2 is down \| ...)` | a delivery that was lost |
 //! | `1 persist p3 append i5..7 t2` | persist number 3: `append`, `truncate i5`, `hard t2 vote=1 commit=i4`, `snapshot i9 t2`, `compact i9` |
 //! | `1 synced p3..5, released 2 sends` | a `persist` command wrote these to disk |
-//! | `1 applied i7` | the host reported `Applied` (by `apply` or `stabilize`) |
+//! | `1 applied i7` | the host reported `Applied` to the replica (after a step that applied), or `apply` showed it |
 //! | `1 apply i5..7: noop, x=1, config voters=1,2` | committed entries handed to the state machine |
 //! | `1 proposed r1 at i5 t2` / `1 reject r1 not-leader hint=2` | a request's fate |
 //! | `1 read-ready r2 at i5`, `1 read r2 served at i5: x=1` | a read cleared, then served from the store |

@@ -392,8 +392,11 @@ fn an_acknowledgement_waits_for_the_append_it_covers() {
     assert_eq!(s.run("deliver to=1"), "2->1 Ack(i1)");
     // The leader's own copy is not yet durable, so one ack is not a quorum...
     assert_eq!(s.replica(NodeId(1)).unwrap().status().commit, LogIndex(0));
-    // ...until its own persist is reported.
-    assert_eq!(s.run("persist 1"), "1 synced p1\n1 apply i1: x=1");
+    // ...until its own persist is reported; the host then reports the apply back.
+    assert_eq!(
+        s.run("persist 1"),
+        "1 synced p1\n1 apply i1: x=1\n1 applied i1"
+    );
     assert_eq!(
         s.store(NodeId(1)).unwrap().get(b"x").map(|v| &v[..]),
         Some(&b"1"[..])

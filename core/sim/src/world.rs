@@ -378,6 +378,7 @@ where
             request_timeout_ticks: u64::MAX / 2,
             held_sends_max: HELD_SENDS_MAX,
             record_events: true,
+            record_sends: false,
         };
         let host = Host::restore(host_config, config, durable, disk, SimKv::default()).map_err(
             |e| match e {
@@ -682,13 +683,18 @@ where
         self.checker.status(&mut node.watch, status)
     }
 
-    fn on_event(&mut self, i: usize, event: HostEvent<KvResponse>) -> Result<(), Violation> {
+    fn on_event(
+        &mut self,
+        i: usize,
+        event: HostEvent<R::Message, KvResponse>,
+    ) -> Result<(), Violation> {
         let id = self.ids[i];
         match event {
-            HostEvent::Persist {
-                seq,
-                hard_state_epoch,
-            } => {
+            HostEvent::Persist { seq, op } => {
+                let hard_state_epoch = match op {
+                    rsm_core::Persist::HardState(hs) => Some(hs.epoch),
+                    _ => None,
+                };
                 let node = &mut self.nodes[i];
                 self.checker
                     .persist(id, &mut node.watch, seq, hard_state_epoch)?;
@@ -726,10 +732,14 @@ where
                 },
             ),
             // Rejections are handled with their completion; durability was recorded when
-            // the fsync completed; a snapshot taken changes nothing a client sees.
+            // the fsync completed; sends are carried when the host releases them; the rest
+            // changes nothing a client sees.
             HostEvent::Rejected { .. }
             | HostEvent::Durable { .. }
-            | HostEvent::SnapshotTaken { .. } => {}
+            | HostEvent::SnapshotTaken { .. }
+            | HostEvent::Sent { .. }
+            | HostEvent::TakeSnapshot { .. }
+            | HostEvent::AppliedReported { .. } => {}
         }
         Ok(())
     }

@@ -73,6 +73,9 @@ pub struct HostConfig {
     /// Record [`HostEvent`]s for the shell to read ([`Host::drain_events`]). Off costs
     /// nothing; the simulator and the scripts turn it on to check and print what happened.
     pub record_events: bool,
+    /// With `record_events`, also record every send with a copy of its message
+    /// ([`HostEvent::Sent`]), for shells that print messages in emission order.
+    pub record_sends: bool,
 }
 
 impl Default for HostConfig {
@@ -82,6 +85,7 @@ impl Default for HostConfig {
             request_timeout_ticks: 1000,
             held_sends_max: 1 << 20,
             record_events: false,
+            record_sends: false,
         }
     }
 }
@@ -94,6 +98,7 @@ impl HostConfig {
             request_timeout_ticks: self.request_timeout_ticks.max(1),
             held_sends_max: self.held_sends_max.max(1),
             record_events: self.record_events,
+            record_sends: self.record_sends,
         }
     }
 }
@@ -240,14 +245,23 @@ pub struct HostStats {
 /// What the host did, for shells that check or print it (recorded only with
 /// [`HostConfig::record_events`]), in the order it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostEvent<Response> {
-    /// Persist `seq` was written to storage (not yet durable). `hard_state_epoch` is the
-    /// epoch of a `HardState` write.
+pub enum HostEvent<Message, Response> {
+    /// The replica sent `msg` to `to`: it left at once (`held_behind` is `None`) or waits
+    /// for persist `held_behind` to become durable.
+    Sent {
+        /// The recipient.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+        /// The persist the send waits for, if any.
+        held_behind: Option<PersistSeq>,
+    },
+    /// Persist `seq` was written to storage (not yet durable).
     Persist {
         /// The persist's number.
         seq: PersistSeq,
-        /// The epoch written, for a hard-state write.
-        hard_state_epoch: Option<Epoch>,
+        /// The write.
+        op: Persist,
     },
     /// Persists through `through` became durable; `released` held sends left.
     Durable {
@@ -286,6 +300,16 @@ pub enum HostEvent<Response> {
         /// Why.
         reason: RejectReason,
     },
+    /// The replica asked for a snapshot through `through`.
+    TakeSnapshot {
+        /// The index the snapshot must cover.
+        through: LogIndex,
+    },
+    /// The host told the replica that its state machine applied through `through`.
+    AppliedReported {
+        /// The applied index reported.
+        through: LogIndex,
+    },
     /// A snapshot of the state machine was taken and handed to the replica.
     SnapshotTaken {
         /// What it covers.
@@ -307,8 +331,9 @@ pub enum HostEvent<Response> {
     },
 }
 
-/// The event type of a host driving state machine `M`.
-pub type HostEventOf<M> = HostEvent<<M as crate::StateMachine>::Response>;
+/// The event type of a host driving replica `R` and state machine `M`.
+pub type HostEventOf<R, M> =
+    HostEvent<<R as Replica>::Message, <M as crate::StateMachine>::Response>;
 
 /// One replica with its storage and state machine, run by the host rule. See the module
 /// documentation for the rule and the order of follow-up inputs.
@@ -333,7 +358,7 @@ pub struct Host<R: Replica, S: Storage, M: Queryable> {
     completions: VecDeque<CompletionOf<M>>,
     /// Scratch space for requests taken out of `pending`.
     resolved: Vec<(RequestId, Pending<M::Query>)>,
-    events: Vec<HostEventOf<M>>,
+    events: Vec<HostEventOf<R, M>>,
     next_request: u64,
     ticks: u64,
     /// Index, epoch and membership of the state machine's applied prefix.
@@ -625,7 +650,7 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
     }
 
     /// Take the events recorded so far (only with [`HostConfig::record_events`]).
-    pub fn drain_events(&mut self) -> std::vec::Drain<'_, HostEventOf<M>> {
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, HostEventOf<R, M>> {
         self.events.drain(..)
     }
 
@@ -647,6 +672,11 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
     /// Sends waiting for durability.
     pub fn held_sends(&self) -> usize {
         self.held.len()
+    }
+
+    /// The sends waiting for durability, in order, each with the persist it waits for.
+    pub fn held(&self) -> impl Iterator<Item = (PersistSeq, NodeId, &R::Message)> {
+        self.held.iter().map(|(seq, to, msg)| (*seq, *to, msg))
     }
 
     /// True once the host stopped, by `stop` or by a fatal error.
@@ -788,9 +818,9 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
             }
             // The documented order: Applied, then the snapshot taken.
             if self.applied.index > applied_before {
-                self.followups.push_back(Input::Applied {
-                    through: self.applied.index,
-                });
+                let through = self.applied.index;
+                self.event(|| HostEvent::AppliedReported { through });
+                self.followups.push_back(Input::Applied { through });
             }
             if let Some(snapshot) = snapshot {
                 self.followups.push_back(snapshot);
@@ -806,6 +836,14 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
     fn execute(&mut self, effect: Effect<R::Message>, snapshot: &mut Option<Input<R::Message>>) {
         match effect {
             Effect::Send { to, msg } => {
+                if self.config.record_events && self.config.record_sends {
+                    let held_behind = (self.written > self.durable).then_some(self.written);
+                    self.events.push(HostEvent::Sent {
+                        to,
+                        msg: msg.clone(),
+                        held_behind,
+                    });
+                }
                 if self.written > self.durable {
                     // The host rule: it follows a persist that is not durable yet.
                     if self.held.len() >= self.config.held_sends_max {
@@ -887,10 +925,7 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
         self.stats.writes += 1;
         self.event(|| HostEvent::Persist {
             seq,
-            hard_state_epoch: match op {
-                Persist::HardState(hs) => Some(hs.epoch),
-                _ => None,
-            },
+            op: op.clone(),
         });
     }
 
@@ -936,6 +971,7 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
     }
 
     fn take_snapshot(&mut self, through: LogIndex, snapshot: &mut Option<Input<R::Message>>) {
+        self.event(|| HostEvent::TakeSnapshot { through });
         if through > self.applied.index {
             self.fail(HostError::Contract(format!(
                 "asked for a snapshot through {through} before applying past {}",
@@ -1015,7 +1051,7 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
         });
     }
 
-    fn event(&mut self, make: impl FnOnce() -> HostEventOf<M>) {
+    fn event(&mut self, make: impl FnOnce() -> HostEventOf<R, M>) {
         if self.config.record_events {
             self.events.push(make());
         }

@@ -492,7 +492,7 @@ fn events_record_what_happened_in_order() {
         vec![
             HostEvent::Persist {
                 seq: PersistSeq(1),
-                hard_state_epoch: Some(Epoch(4))
+                op: hard(4)
             },
             HostEvent::RoleChanged {
                 role: Role::Leader,
