@@ -51,32 +51,61 @@ struct SessionSlot<R> {
 /// The replicated table of client sessions, bounded by `sessions_max`.
 ///
 /// Eviction picks the session least recently applied (by log index), which every replica
-/// computes identically because they apply the same sequence.
+/// computes identically because they apply the same sequence. The table remembers the
+/// last sequence number of each evicted session, so that a late retry is answered
+/// `Expired` instead of being applied twice; that record is bounded too, by
+/// `evicted_clients_max`, forgetting the longest-evicted client first. A retry that comes
+/// after that many later evictions is no longer recognised: size the bound to cover the
+/// longest a client keeps retrying.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionTable<R> {
     sessions: BTreeMap<ClientId, SessionSlot<R>>,
-    /// Sessions evicted so far: their clients get `Expired` instead of a second apply.
-    evicted_below: BTreeMap<ClientId, u64>,
+    /// Evicted clients: the last sequence number their session held, and the eviction's
+    /// number in `evicted_order`.
+    evicted: BTreeMap<ClientId, (u64, u64)>,
+    /// Evicted clients by eviction number, oldest first: who is forgotten next.
+    evicted_order: BTreeMap<u64, ClientId>,
+    /// Evictions so far; numbers the next one.
+    evictions: u64,
     sessions_max: usize,
+    evicted_clients_max: usize,
 }
 
 /// The default bound on open sessions.
 pub const SESSIONS_MAX_DEFAULT: usize = 4096;
 
+/// The default bound on remembered evicted clients.
+pub const EVICTED_CLIENTS_MAX_DEFAULT: usize = 4 * SESSIONS_MAX_DEFAULT;
+
 impl<R> Default for SessionTable<R> {
     fn default() -> Self {
-        Self::new(SESSIONS_MAX_DEFAULT)
+        Self::with_limits(SESSIONS_MAX_DEFAULT, EVICTED_CLIENTS_MAX_DEFAULT)
     }
 }
 
 impl<R> SessionTable<R> {
-    /// A table holding at most `sessions_max` sessions (at least 1).
+    /// A table holding at most `sessions_max` sessions (at least 1), remembering up to
+    /// four times as many evicted clients.
     pub fn new(sessions_max: usize) -> Self {
+        Self::with_limits(sessions_max, sessions_max.saturating_mul(4))
+    }
+
+    /// A table holding at most `sessions_max` sessions and remembering at most
+    /// `evicted_clients_max` evicted clients (each at least 1).
+    pub fn with_limits(sessions_max: usize, evicted_clients_max: usize) -> Self {
         Self {
             sessions: BTreeMap::new(),
-            evicted_below: BTreeMap::new(),
+            evicted: BTreeMap::new(),
+            evicted_order: BTreeMap::new(),
+            evictions: 0,
             sessions_max: sessions_max.max(1),
+            evicted_clients_max: evicted_clients_max.max(1),
         }
+    }
+
+    /// Evicted clients remembered.
+    pub fn evicted_len(&self) -> usize {
+        self.evicted.len()
     }
 
     /// Open sessions.
@@ -95,8 +124,8 @@ impl<R> SessionTable<R> {
             Some(slot) if header.seq == slot.seq => SessionCheck::Duplicate(&slot.response),
             Some(slot) if header.seq < slot.seq => SessionCheck::Stale,
             Some(_) => SessionCheck::New,
-            None => match self.evicted_below.get(&header.client) {
-                Some(&seq) if header.seq <= seq => SessionCheck::Expired,
+            None => match self.evicted.get(&header.client) {
+                Some(&(seq, _)) if header.seq <= seq => SessionCheck::Expired,
                 _ => SessionCheck::New,
             },
         }
@@ -104,6 +133,10 @@ impl<R> SessionTable<R> {
 
     /// Record the response of a `New` command applied at `index`.
     pub fn record(&mut self, header: SessionHeader, index: LogIndex, response: R) {
+        // A client back after eviction: its open session now refuses the old numbers.
+        if let Some((_, order)) = self.evicted.remove(&header.client) {
+            self.evicted_order.remove(&order);
+        }
         self.sessions.insert(
             header.client,
             SessionSlot {
@@ -122,9 +155,19 @@ impl<R> SessionTable<R> {
                 self.sessions.remove(&client);
                 // Commands of the evicted session up to `seq` may have been applied: later
                 // retries of them must not apply again.
-                self.evicted_below.insert(client, seq);
+                self.evictions += 1;
+                self.evicted.insert(client, (seq, self.evictions));
+                self.evicted_order.insert(self.evictions, client);
+                if self.evicted.len() > self.evicted_clients_max
+                    && let Some((_, oldest)) = self.evicted_order.pop_first()
+                {
+                    self.evicted.remove(&oldest);
+                }
             }
         }
+        debug_assert!(self.sessions.len() <= self.sessions_max);
+        debug_assert!(self.evicted.len() <= self.evicted_clients_max);
+        debug_assert_eq!(self.evicted.len(), self.evicted_order.len());
     }
 }
 
@@ -160,5 +203,22 @@ mod tests {
         assert_eq!(t.check(h(1, 1)), SessionCheck::Expired);
         assert_eq!(t.check(h(1, 2)), SessionCheck::New);
         assert_eq!(t.check(h(3, 1)), SessionCheck::Duplicate(&30));
+    }
+
+    #[test]
+    fn the_record_of_evicted_clients_is_bounded_oldest_first() {
+        let mut t = SessionTable::with_limits(1, 2);
+        for c in 1..=4 {
+            t.record(h(c, 5), LogIndex(c), c);
+        }
+        // Clients 1, 2, 3 were evicted in that order; only the last two are remembered.
+        assert_eq!(t.evicted_len(), 2);
+        assert_eq!(t.check(h(1, 5)), SessionCheck::New, "forgotten");
+        assert_eq!(t.check(h(2, 5)), SessionCheck::Expired);
+        assert_eq!(t.check(h(3, 4)), SessionCheck::Expired);
+        // A remembered client that comes back is no longer on the evicted record.
+        t.record(h(2, 6), LogIndex(5), 2);
+        assert_eq!(t.check(h(2, 5)), SessionCheck::Stale);
+        assert!(t.evicted_len() <= 2);
     }
 }
