@@ -133,7 +133,10 @@ fn constrained_election_elects_the_only_node_that_can_win() {
         if leader == NodeId(1) {
             c.input(
                 leader,
-                rsm_core::Input::TransferLeadership { to: NodeId(2) },
+                rsm_core::Input::TransferLeadership {
+                    req: rsm_core::RequestId(90),
+                    to: NodeId(2),
+                },
             );
             c.run(30);
             leader = c.stable_leader(300).expect("transfer completes");

@@ -239,6 +239,28 @@ mod s5_2_election {
     }
 
     #[test]
+    fn campaign_starts_an_election_at_once_and_a_leader_ignores_it() {
+        let mut r = replica(config(1, &[1, 2, 3]));
+        let fx = step(&mut r, Input::Campaign);
+        assert_eq!(r.status().role, Role::Candidate);
+        assert_eq!(r.status().epoch, Epoch(1));
+        assert!(!persists(&fx).is_empty(), "the term and vote are written");
+        let mut c = config(1, &[1, 2, 3]);
+        c.pre_vote = true;
+        let mut r = replica(c);
+        step(&mut r, Input::Campaign);
+        assert_eq!(
+            r.status().role,
+            Role::PreCandidate,
+            "pre-vote still comes first"
+        );
+        let mut leader = sole_leader(1);
+        let fx = step(&mut leader, Input::Campaign);
+        assert!(fx.is_empty(), "a leader ignores it: {fx:?}");
+        assert_eq!(leader.status().role, Role::Leader);
+    }
+
+    #[test]
     fn a_voter_that_heard_a_leader_recently_ignores_a_disruptive_candidate() {
         let mut c = config(3, &[1, 2, 3]);
         // Timing out makes it a pre-candidate, which keeps its term and vote.

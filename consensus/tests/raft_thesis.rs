@@ -362,7 +362,13 @@ mod thesis_3_10_transfer {
     #[test]
     fn transfer_to_a_caught_up_voter_sends_timeout_now_and_refuses_proposals_until_it_aborts() {
         let mut r = committed_leader();
-        let fx = step(&mut r, Input::TransferLeadership { to: NodeId(2) });
+        let fx = step(
+            &mut r,
+            Input::TransferLeadership {
+                req: RequestId(90),
+                to: NodeId(2),
+            },
+        );
         assert!(sends(&fx).contains(&(NodeId(2), RaftMessage::TimeoutNow { term: Term(1) })));
         let fx = propose(&mut r, 1, b"x");
         assert_eq!(
@@ -397,11 +403,42 @@ mod thesis_3_10_transfer {
     }
 
     #[test]
+    fn a_transfer_that_cannot_start_is_rejected() {
+        let mut r = committed_leader();
+        let fx = step(
+            &mut r,
+            Input::TransferLeadership {
+                req: RequestId(91),
+                to: NodeId(9),
+            },
+        );
+        assert_eq!(
+            rejection(&fx),
+            Some(RejectReason::NotVoter { id: NodeId(9) })
+        );
+        let mut f = replica(config(2, &[1, 2, 3]));
+        let fx = step(
+            &mut f,
+            Input::TransferLeadership {
+                req: RequestId(92),
+                to: NodeId(3),
+            },
+        );
+        assert_eq!(rejection(&fx), Some(RejectReason::NotLeader { hint: None }));
+    }
+
+    #[test]
     fn transfer_to_a_lagging_voter_catches_it_up_first() {
         let mut r = committed_leader();
         let fx = propose(&mut r, 1, b"x");
         persist_all(&mut r, &fx);
-        let fx = step(&mut r, Input::TransferLeadership { to: NodeId(3) });
+        let fx = step(
+            &mut r,
+            Input::TransferLeadership {
+                req: RequestId(90),
+                to: NodeId(3),
+            },
+        );
         assert!(
             !sends(&fx)
                 .iter()
@@ -760,6 +797,7 @@ mod rejections_and_bad_input {
                         membership: membership(&[1, 2, rng.range(3, 6)], &[rng.range(4, 7)]),
                     },
                     4 => Input::TransferLeadership {
+                        req,
                         to: NodeId(rng.range(1, 6)),
                     },
                     5 => Input::Applied {

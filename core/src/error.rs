@@ -1,5 +1,8 @@
 //! Typed errors of the contract.
 
+use crate::ids::NodeId;
+use crate::membership::Phase;
+
 /// Errors from decoding bytes that came from outside the process.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -33,18 +36,92 @@ pub enum CodecError {
     TrailingBytes(usize),
 }
 
-/// Errors from rebuilding a replica from durable state.
+/// Errors from rebuilding a replica from durable state or from an unusable configuration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
-    /// The durable log is not contiguous or does not follow the snapshot.
-    #[error("durable log is inconsistent: {0}")]
-    InconsistentLog(String),
-    /// The durable hard state does not decode or contradicts the log.
-    #[error("durable hard state is invalid: {0}")]
-    BadHardState(String),
-    /// The configuration is unusable (for example, the node is in no membership).
-    #[error("invalid configuration: {0}")]
-    BadConfig(String),
+    /// A durable entry does not directly follow its predecessor (or the snapshot), in a
+    /// protocol whose log has no holes.
+    #[error("durable entry {index} follows index {previous}: the log must be consecutive")]
+    LogGap {
+        /// The entry's index.
+        index: u64,
+        /// The index before it (the previous entry's, or the snapshot's).
+        previous: u64,
+    },
+    /// A durable entry's epoch is below its predecessor's.
+    #[error("durable entry {index} has epoch {epoch}, below its predecessor's epoch {previous}")]
+    EpochRegression {
+        /// The entry's index.
+        index: u64,
+        /// The entry's epoch.
+        epoch: u64,
+        /// The predecessor's epoch.
+        previous: u64,
+    },
+    /// The durable hard state's epoch is below the epoch of the last durable entry.
+    #[error("durable hard state has epoch {epoch}, below the last entry's epoch {entry_epoch}")]
+    HardStateBehindLog {
+        /// The hard state's epoch.
+        epoch: u64,
+        /// The last entry's epoch.
+        entry_epoch: u64,
+    },
+    /// The durable state holds a snapshot, which this protocol never writes.
+    #[error(
+        "durable state holds a snapshot through index {index}, which this protocol never writes"
+    )]
+    UnexpectedSnapshot {
+        /// The snapshot's last index.
+        index: u64,
+    },
+    /// The configuration has no voters at all.
+    #[error("the configuration has no voters")]
+    NoVoters,
+    /// The replica's own id is in no role of its configuration.
+    #[error("node {id} is not a member of its configuration")]
+    NotMember {
+        /// The replica's id.
+        id: NodeId,
+    },
+    /// The configuration's quorum sizes do not make a valid quorum system.
+    #[error("invalid quorum system: {0}")]
+    Quorum(#[from] QuorumError),
+    /// A configuration field breaks a rule of the protocol.
+    #[error("invalid configuration field `{field}`: {rule}")]
+    InvalidConfig {
+        /// The offending field.
+        field: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+}
+
+/// Quorum sizes that do not make a valid quorum system.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumError {
+    /// A quorum size is zero or larger than the number of voters.
+    #[error("phase {phase:?} quorum of {size} is not between 1 and the {voters} voters")]
+    SizeOutOfRange {
+        /// The phase whose size is wrong.
+        phase: Phase,
+        /// The size given.
+        size: u32,
+        /// The number of voters in that half.
+        voters: usize,
+    },
+    /// Some phase-1 quorum could miss some phase-2 quorum.
+    #[error(
+        "phase-1 quorum of {phase1} and phase-2 quorum of {phase2} need not intersect among \
+         {voters} voters: phase1 + phase2 must exceed the number of voters"
+    )]
+    NoIntersection {
+        /// The phase-1 size.
+        phase1: u32,
+        /// The phase-2 size.
+        phase2: u32,
+        /// The number of voters.
+        voters: usize,
+    },
 }
 
 /// Errors from applying a persist operation to a durable image.

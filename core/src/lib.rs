@@ -39,7 +39,7 @@ pub use codec::{
     Codec, FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, FRAME_VERSION, decode_body, encode_body,
 };
 pub use entry::{ENTRY_HEADER_BYTES, Entry, EntryKind, SnapshotMeta};
-pub use error::{CodecError, PersistError, RestoreError};
+pub use error::{CodecError, PersistError, QuorumError, RestoreError};
 pub use hello::{HELLO_BYTES_MAX, HELLO_MAGIC, Hello, HelloError, PROTOCOL_VERSION, dials};
 pub use host::{
     ClientError, Completion, CompletionOf, FOLLOWUPS_PER_CALL_MAX, Host, HostConfig, HostError,
@@ -47,7 +47,7 @@ pub use host::{
 };
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
 pub use io::{MemStorage, NullTransport, Storage, Transport};
-pub use membership::Membership;
+pub use membership::{Membership, Phase, QuorumSizes};
 pub use refusal::{Refusal, RefusalCounts, Refused};
 pub use reject::RejectReason;
 pub use replica::{Durable, Effect, HardState, Input, Persist, Replica, Role, Status};

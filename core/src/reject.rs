@@ -45,6 +45,13 @@ pub enum RejectReason {
     /// The requested configuration is invalid (for example, no voters).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The node named by the request (for example a leadership transfer's target) is not
+    /// a voter of the current configuration.
+    #[error("{id} is not a voter of the current configuration")]
+    NotVoter {
+        /// The node named.
+        id: NodeId,
+    },
     /// The automaton does not offer this operation.
     #[error("operation not supported by this protocol")]
     Unsupported,

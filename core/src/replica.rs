@@ -16,7 +16,13 @@ use crate::reject::RejectReason;
 pub enum Input<M> {
     /// One logical clock tick. Every timeout is counted in ticks.
     Tick,
-    /// A message from a peer. The automaton checks that `from` is a member.
+    /// A message from a peer.
+    ///
+    /// The automaton does not refuse a sender for being outside the membership it knows:
+    /// that view may be stale (a replica learns of a new member only from the log, and a
+    /// removed one may not yet know it is out), and refusing would stall the very messages
+    /// that bring it up to date. Protocols judge a message by its epoch and log position
+    /// instead, and count only members' votes and acknowledgements toward a quorum.
     Receive {
         /// The sender, as authenticated by the transport.
         from: NodeId,
@@ -61,11 +67,20 @@ pub enum Input<M> {
         /// The target configuration.
         membership: Membership,
     },
-    /// Hand leadership to `to` (a no-op or `Reject` where unsupported).
+    /// Hand leadership to `to`. A replica that cannot start the transfer (not the leader,
+    /// `to` is no voter, a transfer to another node is under way, or the protocol has no
+    /// transfer) answers with `Reject { req, .. }`; an accepted transfer is not otherwise
+    /// acknowledged: the host watches `RoleChanged`.
     TransferLeadership {
+        /// Echoed back in `Reject`.
+        req: RequestId,
         /// The node that should become leader.
         to: NodeId,
     },
+    /// Start an election now, as if the election timeout had fired (etcd's `MsgHup`), for
+    /// operators and tests. Ignored by a leader and by a replica that may not stand; a
+    /// protocol without elections ignores it.
+    Campaign,
 }
 
 /// One write to durable storage, applied in emission order.

@@ -545,14 +545,14 @@ impl Replica for Elected {
 
     fn restore(cfg: ElectedConfig, durable: Durable) -> Result<Self, RestoreError> {
         if cfg.membership.voters.is_empty() {
-            return Err(RestoreError::BadConfig("no voters".into()));
+            return Err(RestoreError::NoVoters);
         }
-        if durable.snapshot.is_some() {
-            return Err(RestoreError::InconsistentLog(
-                "this replica never writes snapshots".into(),
-            ));
+        if let Some((meta, _)) = &durable.snapshot {
+            return Err(RestoreError::UnexpectedSnapshot {
+                index: meta.index.0,
+            });
         }
-        let log = Log::from_durable(durable.entries).map_err(RestoreError::InconsistentLog)?;
+        let log = Log::from_durable(durable.entries)?;
         let mut me = Self {
             rng: Prng::new(cfg.seed),
             role: Role::Follower,
@@ -603,11 +603,18 @@ impl Replica for Elected {
             Input::Propose { req, command } => self.handle_propose(req, command, out),
             Input::Read { req } => self.handle_read(req, out),
             Input::Persisted { through } => self.handle_persisted(through, out),
-            Input::Applied { .. } | Input::Snapshot { .. } | Input::TransferLeadership { .. } => {}
-            Input::Reconfigure { req, .. } => out.push(Effect::Reject {
-                req,
-                reason: RejectReason::Unsupported,
-            }),
+            Input::Applied { .. } | Input::Snapshot { .. } => {}
+            Input::Campaign => {
+                if self.role != Role::Leader && self.cfg.membership.is_voter(self.cfg.id) {
+                    self.become_candidate(out);
+                }
+            }
+            Input::Reconfigure { req, .. } | Input::TransferLeadership { req, .. } => {
+                out.push(Effect::Reject {
+                    req,
+                    reason: RejectReason::Unsupported,
+                })
+            }
         }
     }
 

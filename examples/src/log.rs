@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rsm_core::{Effect, Entry, Epoch, LogIndex, Persist, PersistSeq};
+use rsm_core::{Effect, Entry, Epoch, LogIndex, Persist, PersistSeq, RestoreError};
 
 /// Entries in one replication message, at most.
 pub const BATCH_ENTRIES_MAX: usize = 64;
@@ -27,10 +27,13 @@ pub struct Mismatch {
 
 impl Log {
     /// The log rebuilt from durable entries (all of them durable, consecutive from 1).
-    pub fn from_durable(entries: Vec<Entry>) -> Result<Self, String> {
+    pub fn from_durable(entries: Vec<Entry>) -> Result<Self, RestoreError> {
         for (k, e) in entries.iter().enumerate() {
             if e.index != LogIndex(k as u64 + 1) {
-                return Err(format!("entry {} at position {k}", e.index));
+                return Err(RestoreError::LogGap {
+                    index: e.index.0,
+                    previous: k as u64,
+                });
             }
         }
         let durable_index = LogIndex(entries.len() as u64);

@@ -335,13 +335,13 @@ impl Replica for Sequencer {
             .membership
             .voters
             .first()
-            .ok_or_else(|| RestoreError::BadConfig("no voters".into()))?;
-        if durable.snapshot.is_some() {
-            return Err(RestoreError::InconsistentLog(
-                "the sequencer never writes snapshots".into(),
-            ));
+            .ok_or_else(|| RestoreError::NoVoters)?;
+        if let Some((meta, _)) = &durable.snapshot {
+            return Err(RestoreError::UnexpectedSnapshot {
+                index: meta.index.0,
+            });
         }
-        let log = Log::from_durable(durable.entries).map_err(RestoreError::InconsistentLog)?;
+        let log = Log::from_durable(durable.entries)?;
         let last_epoch = log.last_epoch();
         let is_leader = cfg.id == leader;
         let epoch = if is_leader {
@@ -405,11 +405,14 @@ impl Replica for Sequencer {
                 }
             }
             Input::Persisted { through } => self.handle_persisted(through, out),
-            Input::Applied { .. } | Input::Snapshot { .. } | Input::TransferLeadership { .. } => {}
-            Input::Reconfigure { req, .. } => out.push(Effect::Reject {
-                req,
-                reason: RejectReason::Unsupported,
-            }),
+            // A fixed sequencer never elects anyone.
+            Input::Applied { .. } | Input::Snapshot { .. } | Input::Campaign => {}
+            Input::Reconfigure { req, .. } | Input::TransferLeadership { req, .. } => {
+                out.push(Effect::Reject {
+                    req,
+                    reason: RejectReason::Unsupported,
+                })
+            }
         }
     }
 

@@ -23,6 +23,7 @@ from typing import Union
 
 from rsm._rsm import (
     Applied,
+    Campaign,
     Apply,
     Durable,
     Entry,
@@ -62,7 +63,16 @@ from rsm._rsm import (
 )
 
 Input = Union[
-    Tick, Receive, Propose, Read, Persisted, Applied, Snapshot, Reconfigure, TransferLeadership
+    Tick,
+    Receive,
+    Propose,
+    Read,
+    Persisted,
+    Applied,
+    Snapshot,
+    Reconfigure,
+    TransferLeadership,
+    Campaign,
 ]
 """Anything ``step`` accepts."""
 
@@ -76,6 +86,7 @@ __all__ = [
     "Input",
     "Applied",
     "Apply",
+    "Campaign",
     "Durable",
     "Entry",
     "HardState",

@@ -17,6 +17,7 @@ RejectReason = Literal[
     "removed",
     "config_change_in_progress",
     "invalid_config",
+    "not_voter",
     "unsupported",
     "leadership_lost",
 ]
@@ -224,17 +225,37 @@ class Reconfigure:
 
 @final
 class TransferLeadership:
-    """Hand leadership to replica ``to``."""
+    """Hand leadership to replica ``to``; a refusal comes back as ``Reject`` for ``req``."""
 
-    __match_args__ = ("to",)
-    def __init__(self, to: int) -> None: ...
+    __match_args__ = ("to", "req")
+    def __init__(self, to: int, req: Optional[int] = None) -> None: ...
     @property
     def to(self) -> int: ...
+    @property
+    def req(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Campaign:
+    """Start an election now, as if the election timeout had fired."""
+
+    __match_args__ = ()
+    def __init__(self) -> None: ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
 Input = Union[
-    Tick, Receive, Propose, Read, Persisted, Applied, Snapshot, Reconfigure, TransferLeadership
+    Tick,
+    Receive,
+    Propose,
+    Read,
+    Persisted,
+    Applied,
+    Snapshot,
+    Reconfigure,
+    TransferLeadership,
+    Campaign,
 ]
 
 # Effects --------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ pub(crate) struct Reject {
 
 value_methods!(Reject, [req, reason, definite, leader], {
     /// `"not_leader"`, `"transfer_in_progress"`, `"too_large"`, `"busy"`, `"removed"`,
-    /// `"config_change_in_progress"`, `"invalid_config"`, `"unsupported"` or
+    /// `"config_change_in_progress"`, `"invalid_config"`, `"not_voter"`, `"unsupported"` or
     /// `"leadership_lost"`.
     #[getter]
     fn reason(&self) -> &'static str {
@@ -170,6 +170,7 @@ value_methods!(Reject, [req, reason, definite, leader], {
             RejectReason::Removed => "removed",
             RejectReason::ConfigChangeInProgress => "config_change_in_progress",
             RejectReason::InvalidConfig(_) => "invalid_config",
+            RejectReason::NotVoter { .. } => "not_voter",
             RejectReason::Unsupported => "unsupported",
             RejectReason::LeadershipLost { .. } => "leadership_lost",
         }

@@ -209,21 +209,38 @@ value_methods!(Reconfigure, [req, membership], {
     }
 });
 
-/// Hand leadership to replica `to`.
+/// Hand leadership to replica `to`; a refusal comes back as `Reject` for `req`.
 #[pyclass(module = "rsm", frozen, eq, hash)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TransferLeadership {
     /// The replica that should lead.
     #[pyo3(get)]
     to: u64,
+    /// Echoed back in `Reject`.
+    #[pyo3(get)]
+    req: u64,
 }
 
-value_methods!(TransferLeadership, [to], {
+value_methods!(TransferLeadership, [to, req], {
     #[new]
-    fn new(to: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (to, req = None))]
+    fn new(to: &Bound<'_, PyAny>, req: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         Ok(Self {
             to: u64_arg(to, "to")?,
+            req: req.map(|r| u64_arg(r, "req")).transpose()?.unwrap_or(0),
         })
+    }
+});
+
+/// Start an election now, as if the election timeout had fired.
+#[pyclass(module = "rsm", frozen, eq, hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Campaign;
+
+value_methods!(Campaign, [], {
+    #[new]
+    fn new() -> Self {
+        Campaign
     }
 });
 
@@ -281,19 +298,25 @@ pub(crate) fn input_from_py<M: DeserializeOwned>(obj: &Bound<'_, PyAny>) -> PyRe
         });
     }
     if let Ok(t) = obj.cast::<TransferLeadership>() {
+        let t = t.get();
         return Ok(Input::TransferLeadership {
-            to: NodeId(t.get().to),
+            req: RequestId(t.req),
+            to: NodeId(t.to),
         });
+    }
+    if obj.cast::<Campaign>().is_ok() {
+        return Ok(Input::Campaign);
     }
     Err(PyTypeError::new_err(format!(
         "expected an rsm input (Tick, Receive, Propose, Read, Persisted, Applied, Snapshot, \
-         Reconfigure or TransferLeadership), not {}",
+         Reconfigure, TransferLeadership or Campaign), not {}",
         type_name(obj)
     )))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tick>()?;
+    m.add_class::<Campaign>()?;
     m.add_class::<Receive>()?;
     m.add_class::<Propose>()?;
     m.add_class::<Read>()?;

@@ -1,6 +1,6 @@
 //! Static configuration of one Raft replica: identity, timeouts in ticks, and every bound.
 
-use rsm_core::{Membership, NodeId};
+use rsm_core::{Membership, NodeId, QuorumError, RestoreError};
 
 /// Everything a replica needs to know before its first input. Timeouts are counted in
 /// ticks (`Input::Tick`); sizes in bytes as counted by `Entry::size_bytes`.
@@ -81,6 +81,27 @@ pub enum ConfigError {
     /// A size or window is zero.
     #[error("limit `{0}` must be positive")]
     ZeroLimit(&'static str),
+    /// The membership's quorum sizes do not make a valid quorum system.
+    #[error("invalid quorum system: {0}")]
+    Quorum(#[from] QuorumError),
+}
+
+impl From<ConfigError> for RestoreError {
+    fn from(e: ConfigError) -> Self {
+        let (field, rule) = match e {
+            ConfigError::Timeouts => (
+                "election_ticks_min",
+                "heartbeat_ticks < election_ticks_min < election_ticks_max",
+            ),
+            ConfigError::Lease => (
+                "lease_reads",
+                "requires check_quorum and lease_drift_ticks < election_ticks_min",
+            ),
+            ConfigError::ZeroLimit(field) => (field, "must be positive"),
+            ConfigError::Quorum(q) => return RestoreError::Quorum(q),
+        };
+        RestoreError::InvalidConfig { field, rule }
+    }
 }
 
 impl RaftConfig {
@@ -168,10 +189,11 @@ impl RaftConfig {
             ("snapshot_bytes_max", self.snapshot_bytes_max),
             ("reads_pending_max", self.reads_pending_max),
         ];
-        match limits.iter().find(|(_, v)| *v == 0) {
-            Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
-            None => Ok(()),
+        if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::ZeroLimit(name));
         }
+        self.membership.check()?;
+        Ok(())
     }
 }
 

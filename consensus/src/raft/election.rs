@@ -1,6 +1,6 @@
 //! Leader election (§5.2): timeouts, pre-vote, votes, and the transitions between roles.
 
-use rsm_core::{Entry, Epoch, LogIndex, NodeId, Term};
+use rsm_core::{Entry, Epoch, LogIndex, NodeId, Phase, Term};
 
 use super::progress::Progress;
 use super::{Out, Raft, RaftMessage, State};
@@ -36,6 +36,14 @@ impl Raft {
             self.become_pre_candidate(out);
         } else {
             self.become_candidate(transfer, out);
+        }
+    }
+
+    /// `Input::Campaign`: campaign now, as if the election timeout had fired (with a
+    /// pre-vote round when configured). A leader, or a replica that may not stand, ignores it.
+    pub(super) fn campaign_now(&mut self, out: &mut Out) {
+        if self.state != State::Leader && self.can_campaign() {
+            self.campaign(false, out);
         }
     }
 
@@ -100,7 +108,7 @@ impl Raft {
         };
         let me = self.id;
         let votes = &self.votes;
-        let result = self.log.membership().0.vote_result(|id| {
+        let result = self.log.membership().0.vote_result(Phase::One, |id| {
             if id == me {
                 own
             } else {
@@ -259,9 +267,8 @@ impl Raft {
     pub(super) fn quorum_active(&self) -> bool {
         let me = self.id;
         let progress = &self.progress;
-        self.log
-            .membership()
-            .0
-            .is_quorum(|id| id == me || progress.iter().any(|p| p.id == id && p.recent_active))
+        self.log.membership().0.is_quorum(Phase::Two, |id| {
+            id == me || progress.iter().any(|p| p.id == id && p.recent_active)
+        })
     }
 }

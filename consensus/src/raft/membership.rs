@@ -21,6 +21,8 @@ impl Raft {
             Some(RejectReason::InvalidConfig(
                 "the target needs voters and no outgoing half".into(),
             ))
+        } else if let Err(e) = target.check() {
+            Some(RejectReason::InvalidConfig(e.to_string()))
         } else if at > self.commit
             || current.is_joint()
             || self.log.term_at(self.commit) != Some(self.term)
@@ -104,13 +106,21 @@ impl Raft {
     }
 
     /// Thesis §3.10: bring `to` up to date, then tell it to campaign. Proposals are refused
-    /// meanwhile; the transfer is abandoned after an election timeout.
-    pub(super) fn transfer_leadership(&mut self, to: NodeId, out: &mut Out) {
-        if self.state != State::Leader
-            || to == self.id
-            || !self.log.membership().0.is_voter(to)
-            || self.transfer.is_some_and(|t| t.target == to)
-        {
+    /// meanwhile; the transfer is abandoned after an election timeout. A transfer to the
+    /// leader itself, or to the target of the transfer under way, changes nothing.
+    pub(super) fn transfer_leadership(&mut self, req: RequestId, to: NodeId, out: &mut Out) {
+        let reason = if self.state != State::Leader {
+            Some(self.not_leader_reason())
+        } else if !self.log.membership().0.is_voter(to) {
+            Some(RejectReason::NotVoter { id: to })
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.push(Effect::Reject { req, reason });
+            return;
+        }
+        if to == self.id || self.transfer.is_some_and(|t| t.target == to) {
             return;
         }
         let Some(i) = self.progress_index(to) else {

@@ -156,9 +156,7 @@ impl Replica for Raft {
     type Config = RaftConfig;
 
     fn restore(config: RaftConfig, durable: Durable) -> Result<Self, RestoreError> {
-        config
-            .validate()
-            .map_err(|e| RestoreError::BadConfig(e.to_string()))?;
+        config.validate()?;
         let (meta, data) = match durable.snapshot {
             Some((meta, data)) => (meta, data),
             None => (
@@ -172,27 +170,27 @@ impl Replica for Raft {
         let mut log = RaftLog::new(meta, data);
         for e in durable.entries {
             if e.index != log.last_index().next() {
-                return Err(RestoreError::InconsistentLog(format!(
-                    "entry {} follows index {}",
-                    e.index,
-                    log.last_index()
-                )));
+                return Err(RestoreError::LogGap {
+                    index: e.index.0,
+                    previous: log.last_index().0,
+                });
             }
             if e.epoch.0 < log.last_term().0 {
-                return Err(RestoreError::InconsistentLog(format!(
-                    "entry {} has term {} below its predecessor's",
-                    e.index, e.epoch
-                )));
+                return Err(RestoreError::EpochRegression {
+                    index: e.index.0,
+                    epoch: e.epoch.0,
+                    previous: log.last_term().0,
+                });
             }
             log.push(e);
         }
         let hs = durable.hard_state;
         let term = Term(hs.epoch.0);
         if term < log.last_term() {
-            return Err(RestoreError::BadHardState(format!(
-                "term {term} is below the last entry's term {}",
-                log.last_term()
-            )));
+            return Err(RestoreError::HardStateBehindLog {
+                epoch: term.0,
+                entry_epoch: log.last_term().0,
+            });
         }
         let snap = log.snapshot.index;
         let commit = hs.commit.clamp(snap, log.last_index());
@@ -257,7 +255,8 @@ impl Replica for Raft {
             Input::Applied { through } => self.applied_through(through, out),
             Input::Snapshot { meta, data } => self.snapshot_taken(meta, data, out),
             Input::Reconfigure { req, membership } => self.reconfigure(req, membership, out),
-            Input::TransferLeadership { to } => self.transfer_leadership(to, out),
+            Input::TransferLeadership { req, to } => self.transfer_leadership(req, to, out),
+            Input::Campaign => self.campaign_now(out),
         }
         if flush_now && self.state == State::Leader {
             self.flush(out);

@@ -1,7 +1,7 @@
 //! Linearizable reads without writing to the log (thesis §6.4): ReadIndex confirmed by a
 //! heartbeat round, the leader lease (§6.4.1), and reads forwarded by followers.
 
-use rsm_core::{Effect, LogIndex, NodeId, RejectReason, RequestId};
+use rsm_core::{Effect, LogIndex, NodeId, Phase, RejectReason, RequestId};
 
 use super::{Out, Raft, RaftMessage, State};
 
@@ -112,7 +112,7 @@ impl Raft {
     fn round_confirmed(&self, round: u64) -> bool {
         let me = self.id;
         let progress = &self.progress;
-        self.log.membership().0.is_quorum(|id| {
+        self.log.membership().0.is_quorum(Phase::Two, |id| {
             id == me
                 || progress
                     .iter()
@@ -131,7 +131,7 @@ impl Raft {
         let now = self.now;
         let progress = &self.progress;
         // Ticks are not log indexes, but the quorum rule over them is the same one.
-        let since = self.log.membership().0.quorum_index(|id| {
+        let since = self.log.membership().0.quorum_value(Phase::Two, |id| {
             if id == me {
                 LogIndex(now)
             } else {

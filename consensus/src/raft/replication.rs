@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use rsm_core::{
-    ENTRY_HEADER_BYTES, Effect, Entry, Epoch, LogIndex, NodeId, Persist, RejectReason, RequestId,
-    Term,
+    ENTRY_HEADER_BYTES, Effect, Entry, Epoch, LogIndex, NodeId, Persist, Phase, RejectReason,
+    RequestId, Term,
 };
 
 use super::progress::ProgressState;
@@ -396,7 +396,7 @@ impl Raft {
         let me = self.id;
         let own = self.stable_index;
         let progress = &self.progress;
-        let q = self.log.membership().0.quorum_index(|id| {
+        let q = self.log.membership().0.quorum_value(Phase::Two, |id| {
             if id == me {
                 own
             } else {

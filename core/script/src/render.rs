@@ -128,6 +128,7 @@ pub fn reject(reason: &RejectReason) -> String {
         RejectReason::Removed => "removed".to_string(),
         RejectReason::ConfigChangeInProgress => "config-change-in-progress".to_string(),
         RejectReason::InvalidConfig(why) => format!("invalid-config ({why})"),
+        RejectReason::NotVoter { id } => format!("not-voter {}", id.0),
         RejectReason::Unsupported => "unsupported".to_string(),
         RejectReason::LeadershipLost { hint: h } => format!("leadership-lost{}", hint(h)),
     }

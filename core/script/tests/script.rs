@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rsm_core::{
-    Durable, Effect, Entry, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq,
+    Durable, Effect, Entry, Epoch, Input, LogIndex, Membership, NodeId, Persist, PersistSeq, Phase,
     RejectReason, Replica, RestoreError, Role, Status,
 };
 use rsm_script::{self as script, Interpreter, NodeSetup, Protocol};
@@ -127,7 +127,7 @@ impl Sequencer {
         let me = self.cfg.id;
         let durable = self.durable;
         let matched = &self.matched;
-        let q = self.cfg.membership.quorum_index(|id| {
+        let q = self.cfg.membership.quorum_value(Phase::Two, |id| {
             if id == me {
                 durable
             } else {
@@ -192,7 +192,7 @@ impl Replica for Sequencer {
 
     fn restore(cfg: SeqConfig, durable: Durable) -> Result<Self, RestoreError> {
         if !cfg.membership.contains(cfg.id) {
-            return Err(RestoreError::BadConfig(format!("{} is no member", cfg.id)));
+            return Err(RestoreError::NotMember { id: cfg.id });
         }
         let snapshot = durable.snapshot_index();
         let durable_last = durable.last_index();
@@ -291,7 +291,7 @@ impl Replica for Sequencer {
                 req,
                 reason: RejectReason::Unsupported,
             }),
-            Input::TransferLeadership { .. } => {}
+            Input::TransferLeadership { .. } | Input::Campaign => {}
         }
     }
 

@@ -559,10 +559,13 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
         Ok(req)
     }
 
-    /// Ask the replica to hand leadership to `to`.
+    /// Ask the replica to hand leadership to `to`. A refusal is not reported (the request
+    /// is not tracked); watch the role instead.
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), HostError<S::Error>> {
         self.check_running()?;
-        self.run(Some(Input::TransferLeadership { to }));
+        self.next_request += 1;
+        let req = RequestId(self.next_request);
+        self.run(Some(Input::TransferLeadership { req, to }));
         self.check_running()
     }
 

@@ -5,8 +5,8 @@ use std::fmt;
 
 use bytes::Bytes;
 use rsm_core::{
-    ClientError, CompletionOf, Host, HostConfig, LogIndex, Membership, NodeId, Queryable, Replica,
-    Role, Status, Storage, Transport, decode_body, encode_body,
+    ClientError, CompletionOf, Host, HostConfig, Input, LogIndex, Membership, NodeId, Queryable,
+    Replica, Role, Status, Storage, Transport, decode_body, encode_body,
 };
 
 use crate::config::DriverConfig;
@@ -159,6 +159,12 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
     /// Ask the replica to hand leadership to `to`.
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), NodeError<S::Error>> {
         let result = self.host.transfer_leadership(to);
+        self.after(result)
+    }
+
+    /// Ask the replica to start an election now (`Input::Campaign`).
+    pub fn campaign(&mut self) -> Result<(), NodeError<S::Error>> {
+        let result = self.host.input(Input::Campaign);
         self.after(result)
     }
 

@@ -38,6 +38,7 @@ enum Request<M: Queryable> {
     TransferLeadership {
         to: NodeId,
     },
+    Campaign,
 }
 
 impl<M: Queryable> Request<M> {
@@ -46,7 +47,7 @@ impl<M: Queryable> Request<M> {
             Request::Propose { reply, .. }
             | Request::Read { reply, .. }
             | Request::Reconfigure { reply, .. } => Some(reply),
-            Request::TransferLeadership { .. } => None,
+            Request::TransferLeadership { .. } | Request::Campaign => None,
         }
     }
 }
@@ -239,6 +240,7 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeRunner<R, S, T, M> 
                     Request::TransferLeadership { to } => {
                         return self.core.transfer_leadership(to);
                     }
+                    Request::Campaign => return self.core.campaign(),
                 };
                 match admitted {
                     Ok(ticket) => {
@@ -356,6 +358,13 @@ impl<M: Queryable> Client<M> {
     pub fn transfer_leadership(&self, to: NodeId) -> Result<(), ClientError> {
         self.requests
             .try_send(Request::TransferLeadership { to })
+            .map_err(queue_error)
+    }
+
+    /// Ask the node to start an election now; nothing is answered.
+    pub fn campaign(&self) -> Result<(), ClientError> {
+        self.requests
+            .try_send(Request::Campaign)
             .map_err(queue_error)
     }
 

@@ -150,9 +150,10 @@ impl Replica for ScriptedReplica {
     type Config = ();
 
     fn restore(_: (), _: Durable) -> Result<Self, RestoreError> {
-        Err(RestoreError::BadConfig(
-            "a scripted replica is built by the test".into(),
-        ))
+        Err(RestoreError::InvalidConfig {
+            field: "config",
+            rule: "a scripted replica is built by the test, never restored",
+        })
     }
 
     fn step(&mut self, input: Input<Note>, out: &mut Vec<Effect<Note>>) {
@@ -273,10 +274,10 @@ impl Replica for FixedLeader {
     type Config = SeqConfig;
 
     fn restore(config: SeqConfig, durable: Durable) -> Result<Self, RestoreError> {
-        if durable.snapshot.is_some() {
-            return Err(RestoreError::BadConfig(
-                "snapshots are not supported".into(),
-            ));
+        if let Some((meta, _)) = &durable.snapshot {
+            return Err(RestoreError::UnexpectedSnapshot {
+                index: meta.index.0,
+            });
         }
         let durable_index = durable.last_index();
         Ok(Self {
@@ -403,7 +404,7 @@ impl Replica for FixedLeader {
                 req,
                 reason: RejectReason::Unsupported,
             }),
-            Input::TransferLeadership { .. } => {}
+            Input::TransferLeadership { .. } | Input::Campaign => {}
         }
     }
 
