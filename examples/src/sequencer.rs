@@ -335,7 +335,7 @@ impl Replica for Sequencer {
             .membership
             .voters
             .first()
-            .ok_or_else(|| RestoreError::NoVoters)?;
+            .ok_or(RestoreError::NoVoters)?;
         if let Some((meta, _)) = &durable.snapshot {
             return Err(RestoreError::UnexpectedSnapshot {
                 index: meta.index.0,
