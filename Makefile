@@ -2,21 +2,30 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy unit demo sim bench loom python
+.PHONY: test fmt-check clippy verbs-deps unit demo sim bench loom python
 
 test: fmt-check clippy unit loom python
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: verbs-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rsm-rdma --all-targets --features verbs -- -D warnings
 	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
+
+# The RDMA verbs backend builds rdma-core's verbs library with cmake and generates its
+# bindings with bindgen, which needs libclang. Installed only when missing.
+verbs-deps:
+	@command -v cmake >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake libclang-dev; }
 
 unit:
 	$(CARGO) test --workspace
 	$(CARGO) test -p rsm-driver --features tokio
 	$(CARGO) test -p rsm-tcp --features tls
+	$(CARGO) test -p rsm-rdma --features verbs --lib
 
 # Model checking of rsm-sync under loom, in its own target dir so the rest of the tree is not rebuilt.
 loom:

@@ -9,7 +9,9 @@
 //! The ring protocol (slots with sequence numbers and checksums, credits, splitting and
 //! reassembly, the typed resets of a corrupt, stale or overrun ring) is written once,
 //! against the [`RingMemory`] trait, and a [`Backend`] only sets that memory up: [`Shm`]
-//! is a sealed memfd shared by two processes on one machine and handed over a Unix socket.
+//! is a sealed memfd shared by two processes on one machine and handed over a Unix socket;
+//! `Verbs` (behind the `verbs` feature) registers each half with an RDMA device and carries
+//! slots and counters with RDMA WRITEs on a reliable connection, addressed over TCP.
 //! Backends share the handshake (the core [`Hello`](rsm_core::Hello) over a control socket), the
 //! reconnection with backoff, the bounded queues and the counters. The transport never
 //! decodes protocol messages, never blocks a sender and never panics on what a peer
@@ -30,6 +32,8 @@ mod ring;
 mod shm;
 mod stats;
 mod transport;
+#[cfg(feature = "verbs")]
+mod verbs;
 
 pub use backend::Backend;
 pub use config::RingConfig;
@@ -41,8 +45,13 @@ pub use ring::{
 pub use shm::{Shm, ShmMemory};
 pub use stats::{PeerStats, RingStats};
 pub use transport::RingTransport;
+#[cfg(feature = "verbs")]
+pub use verbs::{Verbs, VerbsMemory};
 
 /// The shared-memory ring transport.
 pub type ShmTransport = RingTransport<Shm>;
 /// Configuration of a shared-memory ring transport: peers are Unix socket paths.
 pub type ShmConfig = RingConfig<std::path::PathBuf>;
+/// The RDMA verbs ring transport.
+#[cfg(feature = "verbs")]
+pub type VerbsTransport = RingTransport<Verbs>;
