@@ -1,15 +1,98 @@
-//! Linearizability checker throughput on a 10,000-operation, 10-client, 10-key history.
+//! Linearizability checker time on deterministic synthetic histories: 10,000 operations
+//! by 10 clients on 10 keys and on one key, linearizable and with one late stale read,
+//! and 100,000 operations on one key. Failing histories are timed both for the verdict
+//! alone and for the verdict with its shrunk counterexample; the 10-key histories also on
+//! one thread, the figure to hold against a single-threaded checker.
+//!
+//! `cargo bench -p rsm-check --bench check`; the figures are in BENCHMARKS.md.
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use rsm_check::{check, synthetic_history};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use rsm_check::{
+    CheckConfig, CheckMode, History, Verdict, check_with, failing_history, synthetic_history,
+};
+
+/// Seed of every history; the same seed gives the same history on every machine.
+const SEED: u64 = 42;
+const CLIENTS: u64 = 10;
+/// Where the stale read of a failing history sits, as a fraction of its span.
+const FAULT_AT: f64 = 0.9;
+
+fn config(mode: CheckMode, threads_max: usize) -> CheckConfig {
+    CheckConfig {
+        mode,
+        threads_max,
+        ..CheckConfig::default()
+    }
+}
+
+fn bench_one(c: &mut Criterion, group: &str, history: &History, cases: &[(&str, CheckConfig)]) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(3));
+    for (name, cfg) in cases {
+        let verdict = check_with(history, cfg);
+        assert!(
+            !matches!(
+                verdict,
+                Verdict::Inconclusive { .. } | Verdict::Malformed { .. }
+            ),
+            "{group}/{name}: {verdict}"
+        );
+        g.bench_with_input(BenchmarkId::from_parameter(name), cfg, |b, cfg| {
+            b.iter(|| check_with(history, cfg))
+        });
+    }
+    g.finish();
+}
 
 fn bench_check(c: &mut Criterion) {
-    let history = synthetic_history(42, 10, 10, 10_000);
-    assert!(check(&history).is_linearizable());
-    let mut g = c.benchmark_group("check");
-    g.sample_size(20);
-    g.bench_function("10k_ops_10_clients_10_keys", |b| b.iter(|| check(&history)));
-    g.finish();
+    let all = |mode| config(mode, 0);
+    let one = |mode| config(mode, 1);
+    for keys in [10u64, 1] {
+        let passing = synthetic_history(SEED, CLIENTS, keys, 10_000);
+        assert!(check_with(&passing, &all(CheckMode::Verdict)).is_linearizable());
+        bench_one(
+            c,
+            &format!("check_10k_ops_{keys}_keys_linearizable"),
+            &passing,
+            &[
+                ("all_cores", all(CheckMode::Verdict)),
+                ("one_thread", one(CheckMode::Verdict)),
+            ],
+        );
+        let failing = failing_history(SEED, CLIENTS, keys, 10_000, FAULT_AT);
+        assert!(matches!(
+            check_with(&failing, &all(CheckMode::Verdict)),
+            Verdict::NotLinearizable(_)
+        ));
+        bench_one(
+            c,
+            &format!("check_10k_ops_{keys}_keys_late_fault"),
+            &failing,
+            &[
+                ("verdict_all_cores", all(CheckMode::Verdict)),
+                ("verdict_one_thread", one(CheckMode::Verdict)),
+                ("shrunk_one_thread", one(CheckMode::Shrink)),
+            ],
+        );
+    }
+    let long = synthetic_history(SEED, CLIENTS, 1, 100_000);
+    bench_one(
+        c,
+        "check_100k_ops_1_key_linearizable",
+        &long,
+        &[("one_thread", one(CheckMode::Verdict))],
+    );
+    let long_failing = failing_history(SEED, CLIENTS, 1, 100_000, FAULT_AT);
+    bench_one(
+        c,
+        "check_100k_ops_1_key_late_fault",
+        &long_failing,
+        &[("verdict_one_thread", one(CheckMode::Verdict))],
+    );
 }
 
 criterion_group!(benches, bench_check);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::history::{Call, History, Operation, Outcome};
+use super::history::{Call, History, Operation, Outcome, Ret};
 use rsm_core::Prng;
 
 /// A linearizable history of `ops` operations by `clients` concurrent clients on `keys`
@@ -68,6 +68,42 @@ pub fn synthetic_history(seed: u64, clients: u64, keys: u64, ops: usize) -> Hist
             }
         }
         history.push(op);
+    }
+    history
+}
+
+/// [`synthetic_history`] with one late fault: a completed read, invoked at about `at`
+/// (0.0 to 1.0) of the history's span, returns the key's first written value long after
+/// a later write replaced it. The history is not linearizable, and a search has to get
+/// through everything before the stale read to find out.
+pub fn failing_history(seed: u64, clients: u64, keys: u64, ops: usize, at: f64) -> History {
+    let mut history = synthetic_history(seed, clients, keys, ops);
+    let end = history.ops.iter().map(|o| o.complete).max().unwrap_or(0);
+    let target = (end as f64 * at.clamp(0.0, 1.0)) as u64;
+    let written = |o: &Operation| match (o.call, o.outcome) {
+        (Call::Write(Some(v)), Outcome::Ok(_)) => Some(v),
+        _ => None,
+    };
+    let mut reads: Vec<usize> = (0..history.ops.len())
+        .filter(|&i| matches!(history.ops[i].outcome, Outcome::Ok(Ret::Read(_))))
+        .collect();
+    reads.sort_by_key(|&i| history.ops[i].invoke.abs_diff(target));
+    for i in reads {
+        let read = history.ops[i];
+        let same_key = || history.ops.iter().filter(|o| o.key == read.key);
+        let Some(first) = same_key()
+            .filter(|o| written(o).is_some())
+            .min_by_key(|o| (o.invoke, o.complete))
+        else {
+            continue;
+        };
+        // A write that certainly came after the first one and before the read.
+        let replaced = same_key()
+            .any(|o| written(o).is_some() && o.invoke > first.complete && o.complete < read.invoke);
+        if replaced {
+            history.ops[i].outcome = Outcome::Ok(Ret::Read(written(first)));
+            return history;
+        }
     }
     history
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use rsm_check::{
-    Call, CheckConfig, History, Operation, Outcome, Ret, Verdict, check, check_with,
-    synthetic_history,
+    Budget, Call, CheckConfig, CheckMode, Failure, History, Operation, Outcome, Ret, ShrinkState,
+    Verdict, check, check_with, failing_history, synthetic_history,
 };
 use rsm_core::Prng;
 
@@ -182,11 +182,167 @@ fn tiny_budget_is_inconclusive_not_wrong() {
     let cfg = CheckConfig {
         steps_per_key_max: 3,
         shrink_steps_max: 3,
+        ..CheckConfig::default()
+    };
+    let verdict = check_with(&history(ops), &cfg);
+    let Verdict::Inconclusive {
+        key: 0,
+        budget: Budget::Steps,
+        explored,
+    } = verdict
+    else {
+        panic!("expected inconclusive on steps, got {verdict}")
     };
     assert_eq!(
-        check_with(&history(ops), &cfg),
-        Verdict::Inconclusive { key: 0 }
+        explored.steps, 4,
+        "the step that broke the budget is counted"
     );
+    assert_eq!((explored.key_ops, explored.keys_total), (30, 1));
+    assert!(!verdict.is_linearizable() && !verdict.passes(false));
+    assert!(verdict.passes(true), "only when the caller opted in");
+    assert!(verdict.to_string().starts_with("inconclusive"));
+}
+
+/// The failure's stuck operation is one of its operations, and its partial linearization
+/// is a sequence of them that the register accepts in that order without breaking
+/// real-time order.
+fn assert_partial_linearization(f: &Failure) {
+    let stuck = f.stuck.expect("a failure names where it got stuck");
+    assert!(f.ops.contains(&stuck), "{f:?}");
+    assert!(!f.linearized.contains(&stuck), "{f:?}");
+    let mut state = None;
+    for (i, op) in f.linearized.iter().enumerate() {
+        assert!(f.ops.contains(op), "{f:?}");
+        state = apply(state, op).unwrap_or_else(|| panic!("step {i} does not fit: {f:?}"));
+        let later_finished_first = f.linearized[i + 1..]
+            .iter()
+            .any(|l| l.outcome != Outcome::Indeterminate && l.complete < op.invoke);
+        assert!(
+            !later_finished_first,
+            "real-time order broken at {i}: {f:?}"
+        );
+    }
+}
+
+// ---- budgets ----
+
+/// `n` concurrent writes whose values are all read, then a read of a value nobody wrote:
+/// every subset of the writes is a distinct configuration, so a search has to visit about
+/// `n * 2^n` of them to find that none leads anywhere.
+fn every_subset_history(n: u64) -> History {
+    let mut ops = Vec::new();
+    for c in 0..n {
+        ops.push(write(c, 0, 0, 100, c + 1));
+        ops.push(read(100 + c, 0, 0, 100, Some(c + 1)));
+    }
+    ops.push(read(200, 0, 200, 210, Some(999)));
+    history(ops)
+}
+
+#[test]
+fn pathological_history_ends_inconclusive_within_its_memory_budget() {
+    let budget = 4 << 20;
+    let cfg = CheckConfig {
+        memory_bytes_max: budget,
+        ..CheckConfig::default()
+    };
+    let verdict = check_with(&every_subset_history(20), &cfg);
+    let Verdict::Inconclusive {
+        key: 0,
+        budget: Budget::Memory,
+        explored,
+    } = verdict
+    else {
+        panic!("expected inconclusive on memory, got {verdict}")
+    };
+    assert!(explored.memory_bytes <= budget, "{explored:?}");
+    assert!(explored.memory_bytes >= budget / 4, "{explored:?}");
+    assert!(
+        explored.states > 10_000 && explored.linearized_max > 0,
+        "{explored:?}"
+    );
+    assert!(
+        verdict
+            .to_string()
+            .contains("memory budget ran out on key 0")
+    );
+}
+
+#[test]
+fn a_deadline_ends_the_search_inconclusive() {
+    let cfg = CheckConfig {
+        time_max: Some(std::time::Duration::from_millis(50)),
+        ..CheckConfig::default()
+    };
+    let verdict = check_with(&every_subset_history(24), &cfg);
+    assert!(
+        matches!(
+            verdict,
+            Verdict::Inconclusive {
+                budget: Budget::Time,
+                ..
+            }
+        ),
+        "{verdict}"
+    );
+}
+
+// ---- counterexamples ----
+
+#[test]
+fn a_late_fault_gives_a_small_witness_and_the_modes_differ() {
+    let h = failing_history(3, 10, 10, 4_000, 0.9);
+    let verdict_only = CheckConfig {
+        mode: CheckMode::Verdict,
+        ..CheckConfig::default()
+    };
+    let Verdict::NotLinearizable(whole) = check_with(&h, &verdict_only) else {
+        panic!("the stale read is caught")
+    };
+    assert_eq!(whole.shrink, ShrinkState::Skipped);
+    assert_eq!(
+        whole.ops.len(),
+        whole.key_ops,
+        "verdict mode reports the key's history"
+    );
+    assert_partial_linearization(&whole);
+    let Verdict::NotLinearizable(small) = check(&h) else {
+        panic!("the stale read is caught")
+    };
+    assert_eq!(small.key, whole.key, "the smallest failing key either way");
+    assert_eq!(small.shrink, ShrinkState::Done);
+    assert!(small.ops.len() < whole.ops.len() / 2, "{}", small.ops.len());
+    assert_partial_linearization(&small);
+    // The same key fails whatever the number of threads.
+    for threads_max in [1, 2, 4] {
+        let cfg = CheckConfig {
+            threads_max,
+            ..verdict_only
+        };
+        let Verdict::NotLinearizable(f) = check_with(&h, &cfg) else {
+            panic!()
+        };
+        assert_eq!(f, whole, "{threads_max} threads");
+    }
+}
+
+#[test]
+fn a_zero_shrink_budget_still_gives_a_valid_witness() {
+    let h = history(vec![
+        write(1, 0, 0, 10, 1),
+        write(1, 0, 20, 30, 2),
+        read(2, 0, 40, 50, Some(1)),
+        read(3, 0, 41, 52, Some(2)),
+    ]);
+    let cfg = CheckConfig {
+        shrink_time_max: std::time::Duration::ZERO,
+        ..CheckConfig::default()
+    };
+    let Verdict::NotLinearizable(f) = check_with(&h, &cfg) else {
+        panic!()
+    };
+    assert_eq!(f.shrink, ShrinkState::TimedOut);
+    assert!(oracle(&f.ops).is_none());
 }
 
 // ---- brute-force oracle ----
@@ -359,6 +515,7 @@ fn agrees_with_brute_force_on_random_histories() {
                 oracle(&f.ops).is_none(),
                 "case {case}: shrunk witness is linearizable: {f:?}"
             );
+            assert_partial_linearization(f);
             no += 1;
         } else {
             yes += 1;
