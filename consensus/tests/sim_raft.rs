@@ -7,31 +7,20 @@
 //! configuration mix, [`RaftConfig::swarm`]) runs any range and prints the report; a failure
 //! prints the seed, a trace tail and the command that reproduces it.
 
-use rsm_check::{History, check};
+use rsm_check::{CheckConfig, History};
 use rsm_consensus::{Raft, RaftConfig};
 use rsm_core::{Membership, NodeId};
-use rsm_sim::{RunResult, SimOptions, run};
+use rsm_sim::{Invariant, RunResult, SimOptions, judge_history, run};
 
 /// The configuration a simulated node of run `run_seed` runs with.
 pub fn sim_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {
     RaftConfig::swarm(run_seed, id, membership, seed)
 }
 
-fn history_check(h: &History) -> Result<(), String> {
-    let verdict = check(h);
-    if verdict.is_linearizable() {
-        Ok(())
-    } else {
-        Err(format!("{verdict:?}"))
-    }
-}
-
 pub fn run_seed(seed: u64) -> RunResult {
-    let opts = SimOptions {
-        history_check: Some(history_check),
-        ..SimOptions::default()
-    };
-    run::<Raft>(seed, &opts, &|id, m, s| sim_config(seed, id, m, s))
+    run::<Raft>(seed, &SimOptions::default(), &|id, m, s| {
+        sim_config(seed, id, m, s)
+    })
 }
 
 fn run_range(seeds: std::ops::Range<u64>) {
@@ -101,4 +90,42 @@ fn swarm_exercises_snapshots_membership_and_transfers() {
     assert!(snaps >= n as u32 / 4, "{figures}");
     assert!(installs > 0 && configs > 0 && transfers > 0, "{figures}");
     assert!(elections >= n, "{figures}");
+}
+
+/// A check that cannot finish is not a pass: with a search budget far too small for the
+/// history, the seed fails with an inconclusive linearizability verdict, unless the
+/// caller opted in.
+#[test]
+fn a_seed_whose_check_is_inconclusive_fails() {
+    fn starved(h: &History) -> Result<(), String> {
+        let config = CheckConfig {
+            steps_per_key_max: 1,
+            ..rsm_sim::linearizability_config()
+        };
+        judge_history(h, &config, false)
+    }
+    fn starved_opted_in(h: &History) -> Result<(), String> {
+        let config = CheckConfig {
+            steps_per_key_max: 1,
+            ..rsm_sim::linearizability_config()
+        };
+        judge_history(h, &config, true)
+    }
+    let seed = 7;
+    let with = |check| SimOptions {
+        history_check: Some(check),
+        ..SimOptions::default()
+    };
+    let r = run::<Raft>(seed, &with(starved), &|id, m, s| sim_config(seed, id, m, s));
+    assert!(!r.history.is_empty(), "the seed recorded operations");
+    let v = r
+        .violation
+        .as_ref()
+        .expect("an inconclusive check fails the seed");
+    assert_eq!(v.invariant, Invariant::Linearizability);
+    assert!(v.detail.contains("inconclusive"), "{}", v.detail);
+    let r = run::<Raft>(seed, &with(starved_opted_in), &|id, m, s| {
+        sim_config(seed, id, m, s)
+    });
+    assert!(r.violation.is_none(), "{}", r.failure_report("raft"));
 }

@@ -24,6 +24,7 @@ RejectReason = Literal[
 CallKind = Literal["read", "write", "cas"]
 OutcomeKind = Literal["ok", "fail", "indeterminate"]
 VerdictKind = Literal["linearizable", "not_linearizable", "malformed", "inconclusive"]
+BudgetKind = Literal["steps", "memory", "time"]
 
 class PanicException(BaseException):
     """A Rust panic crossed into Python. A replica that panicked is poisoned."""
@@ -525,10 +526,27 @@ class Verdict:
     def key(self) -> Optional[int]: ...
     @property
     def ops(self) -> list[Operation]: ...
+    @property
+    def budget(self) -> Optional[BudgetKind]:
+        """For an inconclusive verdict: the budget that ran out."""
+    @property
+    def stuck(self) -> Optional[Operation]:
+        """For a failure: the operation no linearization completes."""
+    def html(self, title: str = "rsm counterexample") -> Optional[str]:
+        """For a failure: the counterexample as one self-contained HTML page."""
     def __bool__(self) -> bool: ...
 
-def check(history: Iterable[Operation]) -> Verdict:
-    """Check a history for linearizability (per key, register model)."""
+def check(
+    history: Iterable[Operation],
+    *,
+    memory_bytes_max: Optional[int] = None,
+    time_max: Optional[float] = None,
+    shrink: Optional[bool] = None,
+) -> Verdict:
+    """Check a history for linearizability (per key, register model).
+
+    Running out of memory or time gives an "inconclusive" verdict, which is not a pass.
+    """
 
 # Simulator ------------------------------------------------------------------------------
 
@@ -626,7 +644,7 @@ def simulate(
     fault_ticks: Optional[int] = None,
     liveness_ticks_max: Optional[int] = None,
     ops_per_client: Optional[int] = None,
-    check_linearizability: Optional[bool] = None,
+    check_linearizability: Optional[Union[bool, Literal["allow_inconclusive"]]] = None,
     options: Optional[Mapping[str, Union[int, bool]]] = None,
 ) -> Report:
     """Run the simulator over many seeds (GIL released) and aggregate a report."""
@@ -640,7 +658,7 @@ def run_seed(
     fault_ticks: Optional[int] = None,
     liveness_ticks_max: Optional[int] = None,
     ops_per_client: Optional[int] = None,
-    check_linearizability: Optional[bool] = None,
+    check_linearizability: Optional[Union[bool, Literal["allow_inconclusive"]]] = None,
     keep_trace: bool = False,
     options: Optional[Mapping[str, Union[int, bool]]] = None,
 ) -> RunResult:

@@ -3,7 +3,12 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rsm_check::{Call, History, Operation as CoreOperation, Outcome, Ret, Verdict as CoreVerdict};
+use std::time::Duration;
+
+use rsm_check::{
+    Budget, Call, CheckConfig, CheckMode, History, Operation as CoreOperation, Outcome, Ret,
+    Verdict as CoreVerdict,
+};
 
 use crate::args::{bool_arg, opt_u64_arg, str_arg, type_name, u64_arg};
 use crate::values::value_methods;
@@ -214,9 +219,10 @@ value_methods!(
 );
 
 /// The checker's answer. `kind` is `"linearizable"`, `"not_linearizable"`, `"malformed"`
-/// or `"inconclusive"`; `bool(verdict)` is true only when linearizable. For a failure,
-/// `key` and `ops` give the smallest failing sub-history found on one key; `str(verdict)`
-/// prints it for a person.
+/// or `"inconclusive"` (a search budget ran out: not a pass); `bool(verdict)` is true only
+/// when linearizable. For a failure, `key` and `ops` give the smallest failing sub-history
+/// found on one key, `stuck` the operation no linearization completes, and `html()` draws
+/// it; `str(verdict)` prints it for a person.
 #[pyclass(module = "rsm", frozen)]
 #[derive(Clone, Debug)]
 pub(crate) struct Verdict {
@@ -247,7 +253,7 @@ value_methods!(Verdict, [kind, key, ops], {
         match &self.inner {
             CoreVerdict::NotLinearizable(f) => Some(f.key),
             CoreVerdict::Malformed { op } => Some(op.key),
-            CoreVerdict::Inconclusive { key } => Some(*key),
+            CoreVerdict::Inconclusive { key, .. } => Some(*key),
             CoreVerdict::Linearizable => None,
         }
     }
@@ -262,6 +268,43 @@ value_methods!(Verdict, [kind, key, ops], {
             CoreVerdict::Malformed { op } => vec![Operation { inner: *op }],
             _ => Vec::new(),
         }
+    }
+
+    /// For `"inconclusive"`: the budget that ran out (`"steps"`, `"memory"` or `"time"`).
+    #[getter]
+    fn budget(&self) -> Option<&'static str> {
+        match &self.inner {
+            CoreVerdict::Inconclusive { budget, .. } => Some(match budget {
+                Budget::Steps => "steps",
+                Budget::Memory => "memory",
+                Budget::Time => "time",
+            }),
+            _ => None,
+        }
+    }
+
+    /// For `"not_linearizable"`: the operation no linearization completes.
+    #[getter]
+    fn stuck(&self) -> Option<Operation> {
+        match &self.inner {
+            CoreVerdict::NotLinearizable(f) => f.stuck.map(|inner| Operation { inner }),
+            _ => None,
+        }
+    }
+
+    /// For `"not_linearizable"`: the counterexample as one self-contained HTML page
+    /// (client lanes, operation bars, the stuck completion marked); `None` otherwise.
+    #[pyo3(signature = (title = "rsm counterexample"))]
+    fn html(&self, title: &str) -> PyResult<Option<String>> {
+        let CoreVerdict::NotLinearizable(f) = &self.inner else {
+            return Ok(None);
+        };
+        let mut page = Vec::new();
+        rsm_check::write_html(title, f, &mut page)
+            .map_err(|e| PyValueError::new_err(format!("rendering the counterexample: {e}")))?;
+        String::from_utf8(page)
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(format!("rendering the counterexample: {e}")))
     }
 
     fn __bool__(&self) -> bool {
@@ -296,12 +339,41 @@ pub(crate) fn history_arg(ops: &Bound<'_, PyAny>) -> PyResult<History> {
 }
 
 /// Check a history of `Operation`s for linearizability (per key, under a register
-/// model); returns a `Verdict`. The GIL is released while the search runs.
+/// model); returns a `Verdict`. `memory_bytes_max` bounds the search's memory and
+/// `time_max` (seconds) its time: running out gives an `"inconclusive"` verdict, which is
+/// not a pass. `shrink=False` skips shrinking a counterexample. The GIL is released while
+/// the search runs.
 #[pyfunction]
-fn check(py: Python<'_>, history: &Bound<'_, PyAny>) -> PyResult<Verdict> {
+#[pyo3(signature = (history, *, memory_bytes_max = None, time_max = None, shrink = None))]
+fn check(
+    py: Python<'_>,
+    history: &Bound<'_, PyAny>,
+    memory_bytes_max: Option<&Bound<'_, PyAny>>,
+    time_max: Option<&Bound<'_, PyAny>>,
+    shrink: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Verdict> {
     let history = history_arg(history)?;
+    let mut config = CheckConfig::default();
+    if let Some(m) = memory_bytes_max.filter(|m| !m.is_none()) {
+        config.memory_bytes_max = u64_arg(m, "memory_bytes_max")?;
+    }
+    if let Some(t) = time_max.filter(|t| !t.is_none()) {
+        let secs: f64 = t.extract().map_err(|_| {
+            PyTypeError::new_err(format!("`time_max` must be seconds, not {}", type_name(t)))
+        })?;
+        config.time_max = Some(Duration::try_from_secs_f64(secs).map_err(|_| {
+            PyValueError::new_err(format!(
+                "`time_max` must be a non-negative number, got {secs}"
+            ))
+        })?);
+    }
+    if let Some(s) = shrink.filter(|s| !s.is_none())
+        && !bool_arg(s, "shrink")?
+    {
+        config.mode = CheckMode::Verdict;
+    }
     let inner = py.detach(|| {
-        std::panic::catch_unwind(|| rsm_check::check(&history))
+        std::panic::catch_unwind(|| rsm_check::check_with(&history, &config))
             .map_err(|p| crate::host::panic_message(&*p))
     });
     inner

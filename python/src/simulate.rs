@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyRange, PyString, PyTuple};
-use rsm_check::{History, check};
 use rsm_consensus::registry::{self, OptionError, Visitor};
 use rsm_core::{Membership, NodeId};
 use rsm_sim::{
-    FaultKind, LinkFaults, LivenessHeal, ReadPath, Report as CoreReport,
+    FaultKind, HistoryCheck, LinkFaults, LivenessHeal, ReadPath, Report as CoreReport,
     RunResult as CoreRunResult, RunStats as CoreRunStats, SimOptions, Swarm, TICK_UNITS, run_swarm,
 };
 
@@ -184,13 +183,18 @@ fn bounded(v: u64, min: u64, max: u64, name: &str) -> PyResult<u64> {
     }
 }
 
-fn linearizability(h: &History) -> Result<(), String> {
-    let verdict = check(h);
-    if verdict.is_linearizable() {
-        Ok(())
-    } else {
-        Err(verdict.to_string())
+/// `check_linearizability`: `True` (an inconclusive check fails the run), `False`, or
+/// `"allow_inconclusive"` (the caller opts in to counting an inconclusive check as a pass).
+fn history_check_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<HistoryCheck>> {
+    if value.is_instance_of::<PyString>() {
+        return match str_arg(value, "check_linearizability")?.as_str() {
+            "allow_inconclusive" => Ok(Some(rsm_sim::linearizable_or_inconclusive)),
+            other => Err(PyValueError::new_err(format!(
+                "`check_linearizability` must be a bool or \"allow_inconclusive\", got {other:?}"
+            ))),
+        };
     }
+    Ok(bool_arg(value, "check_linearizability")?.then_some(rsm_sim::linearizable as HistoryCheck))
 }
 
 /// Everything a simulation call needs, as plain data (no Python objects), so it runs
@@ -275,8 +279,7 @@ fn plan_arg(
         )? as u32,
         keep_trace,
         liveness_heal: LivenessHeal::default(),
-        history_check: bool_arg(check_linearizability, "check_linearizability")?
-            .then_some(linearizability as fn(&History) -> Result<(), String>),
+        history_check: history_check_arg(check_linearizability)?,
     };
     Ok(Plan {
         protocol,

@@ -65,6 +65,10 @@ def test_run_seed_is_deterministic_and_returns_a_checkable_history() -> None:
     assert r.trace == []
     traced = rsm.run_seed(17, keep_trace=True, fault_ticks=100)
     assert traced.trace and traced.trace[0].startswith("{")
+    opted_in = rsm.run_seed(17, check_linearizability="allow_inconclusive")
+    assert opted_in.digest == r.digest and opted_in.violation is None
+    with pytest.raises(ValueError, match="\"allow_inconclusive\""):
+        rsm.run_seed(17, check_linearizability="maybe")  # type: ignore[arg-type]
 
 
 def test_protocol_options_reach_every_replica() -> None:
@@ -151,6 +155,23 @@ def test_check_finds_a_stale_read_and_shrinks_it() -> None:
     assert ops[2] in verdict.ops
     assert all(op.key == 3 for op in verdict.ops)
     assert "not linearizable: key 3" in str(verdict)
+    assert verdict.stuck == ops[2]
+    page = verdict.html("stale read")
+    assert page is not None and page.startswith("<!doctype html>")
+    assert "<title>stale read</title>" in page and "read = 1" in page
+    assert rsm.check(ops, shrink=False).kind == "not_linearizable"
+
+
+def test_an_exhausted_check_is_inconclusive_not_a_pass() -> None:
+    ops = [rsm.Operation(c, 0, W, 0, 100, value=c) for c in range(20)]
+    verdict = rsm.check(ops, memory_bytes_max=0)
+    assert verdict.kind == "inconclusive" and verdict.budget == "memory"
+    assert not verdict and not verdict.linearizable
+    assert verdict.key == 0 and verdict.html() is None
+    assert str(verdict).startswith("inconclusive (not checked): the memory budget ran out")
+    assert rsm.check(ops).linearizable
+    with pytest.raises(ValueError, match="`time_max` must be a non-negative number"):
+        rsm.check(ops, time_max=-1.0)
 
 
 def test_operations_validate_their_fields() -> None:

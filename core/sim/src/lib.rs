@@ -60,7 +60,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use rsm_check::{self as check, CheckConfig, History, Verdict};
+use rsm_check::{self as check, CheckConfig, History};
 use rsm_core::{Membership, NodeId, Replica};
 
 pub use client::{ATTEMPT_TIMEOUT_UNITS, ATTEMPTS_MAX, RETRY_BACKOFF_UNITS};
@@ -146,19 +146,48 @@ impl SimOptions {
     }
 }
 
-/// Search steps the end-of-run linearizability check may spend per key; a search that
-/// runs out is inconclusive, which is not a violation.
+/// Search steps the end-of-run linearizability check may spend per key.
 pub const LINEARIZABILITY_STEPS_PER_KEY_MAX: u64 = 2_000_000;
 
-/// The default [`HistoryCheck`]: the linearizability checker ([`check::check_with`]).
-pub fn linearizable(history: &History) -> Result<(), String> {
-    let config = CheckConfig {
+/// Bytes the end-of-run linearizability check's caches may hold.
+pub const LINEARIZABILITY_MEMORY_BYTES_MAX: u64 = 256 << 20;
+
+/// The limits of the end-of-run linearizability check: bounded by steps and bytes but not
+/// by time, and on the calling thread (seeds already run in parallel), so a seed's verdict
+/// depends on nothing but the seed.
+pub fn linearizability_config() -> CheckConfig {
+    CheckConfig {
         steps_per_key_max: LINEARIZABILITY_STEPS_PER_KEY_MAX,
+        memory_bytes_max: LINEARIZABILITY_MEMORY_BYTES_MAX,
+        threads_max: 1,
         ..CheckConfig::default()
-    };
-    match check::check_with(history, &config) {
-        Verdict::Linearizable | Verdict::Inconclusive { .. } => Ok(()),
-        verdict => Err(verdict.to_string()),
+    }
+}
+
+/// The default [`HistoryCheck`]: the linearizability checker ([`check::check_with`]). An
+/// inconclusive check fails the run too: a history nobody could check proves nothing.
+pub fn linearizable(history: &History) -> Result<(), String> {
+    judge_history(history, &linearizability_config(), false)
+}
+
+/// The [`HistoryCheck`] for callers who opted in to counting an inconclusive check (a
+/// budget ran out) as a pass; a history that is not linearizable still fails.
+pub fn linearizable_or_inconclusive(history: &History) -> Result<(), String> {
+    judge_history(history, &linearizability_config(), true)
+}
+
+/// Check `history` under `config`: `Ok` if linearizable (or inconclusive, when
+/// `inconclusive_passes`), otherwise the verdict for people.
+pub fn judge_history(
+    history: &History,
+    config: &CheckConfig,
+    inconclusive_passes: bool,
+) -> Result<(), String> {
+    let verdict = check::check_with(history, config);
+    if verdict.passes(inconclusive_passes) {
+        Ok(())
+    } else {
+        Err(verdict.to_string())
     }
 }
 

@@ -1,17 +1,21 @@
 //! A self-contained HTML timeline of a run: one lane per node, messages as arrows,
 //! crashes, pauses and partitions shaded, the failing step highlighted. The page carries
-//! its data and script inline and loads nothing, so it opens from disk with no server.
+//! its data and script inline and loads nothing, so it opens from disk with no server. It
+//! shares its frame with the checker's counterexample page ([`rsm_check::page_frame`]).
 
 use std::io::{self, Write};
+
+use rsm_check::page_frame;
 
 /// Write `trace` (the JSON lines of [`RunResult::trace`](super::RunResult::trace)) as one
 /// HTML page.
 pub fn write_html(title: &str, trace: &[String], out: &mut impl Write) -> io::Result<()> {
-    let title = escape_html(title);
-    let (head, tail) = PAGE
+    let (head, tail) = page_frame(title, HEADER);
+    let (before, after) = SCRIPT
         .split_once("@EVENTS@")
-        .expect("the page has one data slot");
-    out.write_all(head.replace("@TITLE@", &title).as_bytes())?;
+        .expect("the script has one data slot");
+    out.write_all(head.as_bytes())?;
+    out.write_all(before.as_bytes())?;
     out.write_all(b"[\n")?;
     for (k, line) in trace.iter().enumerate() {
         if k > 0 {
@@ -21,41 +25,11 @@ pub fn write_html(title: &str, trace: &[String], out: &mut impl Write) -> io::Re
         out.write_all(line.replace("</", "<\\/").as_bytes())?;
     }
     out.write_all(b"\n]")?;
+    out.write_all(after.as_bytes())?;
     out.write_all(tail.as_bytes())
 }
 
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-const PAGE: &str = r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>@TITLE@</title>
-<style>
-body { font: 13px/1.4 system-ui, sans-serif; margin: 0; color: #222; }
-header { padding: 8px 12px; background: #f4f4f4; border-bottom: 1px solid #ccc; position: sticky; top: 0; z-index: 2; }
-header h1 { font-size: 15px; margin: 0 0 4px 0; }
-header label { margin-right: 12px; }
-header input[type=number] { width: 90px; }
-#violation { color: #b00; font-weight: bold; }
-#wrap { overflow-x: auto; border-bottom: 1px solid #ccc; }
-svg text { font: 11px monospace; }
-#log { font: 12px monospace; white-space: pre; padding: 8px 12px; max-height: 40vh; overflow-y: auto; }
-#log .bad { background: #fdd; color: #900; font-weight: bold; }
-#log .sel { background: #ffd; }
-.legend span { display: inline-block; margin-right: 14px; }
-.sw { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; border: 1px solid #888; }
-</style>
-</head>
-<body>
-<header>
-<h1>@TITLE@</h1>
-<div id="violation"></div>
+const HEADER: &str = r##"<div id="violation"></div>
 <label>from t=<input id="from" type="number" min="0"></label>
 <label>to t=<input id="to" type="number" min="0"></label>
 <label>px per unit <input id="scale" type="number" min="0.05" step="0.05" value="1"></label>
@@ -69,16 +43,11 @@ svg text { font: 11px monospace; }
 <span><i class="sw" style="background:#d4a017"></i>became leader</span>
 <span><i class="sw" style="background:#2a8a2a"></i>applied</span>
 <span><i class="sw" style="background:#c00"></i>dropped / violation</span>
-</div>
-</header>
-<div id="wrap"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>
-<div id="log"></div>
-<script>
-const EVENTS = @EVENTS@;
+</div>"##;
+
+const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
 (function () {
-  const NS = "http://www.w3.org/2000/svg";
   const LANE = 36, TOP = 40, LEFT = 60;
-  const svg = document.getElementById("svg");
   const nodeSet = new Set();
   for (const e of EVENTS) {
     if (e.node != null) nodeSet.add(e.node);
@@ -118,13 +87,6 @@ const EVENTS = @EVENTS@;
   for (const [n, a] of crashedAt) spans.push({ node: n, a, b: end, fill: "#f6c6c6", what: "crashed" });
   if (partitionFrom !== null) spans.push({ node: null, a: partitionFrom, b: end, fill: "#fff3b0", what: "cut " + partitionCut });
 
-  function el(name, attrs, title) {
-    const x = document.createElementNS(NS, name);
-    for (const k in attrs) x.setAttribute(k, attrs[k]);
-    if (title) { const t = document.createElementNS(NS, "title"); t.textContent = title; x.appendChild(t); }
-    svg.appendChild(x);
-    return x;
-  }
   function describe(e) {
     const k = e.kind, who = e.node != null ? "n" + e.node : "-";
     const rest = Object.entries(k).filter(([key]) => key !== "type")
@@ -208,9 +170,6 @@ const EVENTS = @EVENTS@;
   document.getElementById("redraw").onclick = draw;
   draw();
 })();
-</script>
-</body>
-</html>
 "##;
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! rsm-sim --protocol sequencer --seeds 0..1000
 //! rsm-sim --protocol ack-before-replicate --seed 17 --trace-dir target/sim-trace
 //! ```
+//!
+//! A seed whose linearizability check is inconclusive (a search budget ran out) fails,
+//! unless `--allow-inconclusive` is given. With `--trace-dir`, a seed whose history is not
+//! linearizable also gets its counterexample drawn as `…-linearizability.html`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use rsm_check::Verdict;
 use rsm_examples::registry::{self, Protocol};
 use rsm_sim::{self as sim, LivenessHeal, Report, RunResult, SimOptions};
 
@@ -28,7 +33,7 @@ fn usage() -> String {
     let mut s = String::from(
         "usage: rsm-sim --protocol NAME (--seeds A..B | --seed N) [--trace-dir DIR]\n\
          \x20             [--liveness-heal all|quorum] [--fault-ticks T] [--liveness-ticks T]\n\
-         \x20             [--ops-per-client N]\n\nprotocols:\n",
+         \x20             [--ops-per-client N] [--allow-inconclusive]\n\nprotocols:\n",
     );
     for p in registry::protocols() {
         s.push_str(&format!("  {:<22} {}\n", p.name, p.about));
@@ -81,6 +86,9 @@ fn parse() -> Result<Args, String> {
                 opts.ops_per_client = u32::try_from(parse_u64(&flag, it.next())?)
                     .map_err(|_| "--ops-per-client too large")?;
             }
+            "--allow-inconclusive" => {
+                opts.history_check = Some(sim::linearizable_or_inconclusive);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -106,6 +114,21 @@ fn write_trace(dir: &Path, protocol: &str, run: &RunResult) -> std::io::Result<(
     let title = format!("rsm-sim {protocol} seed {}", run.seed);
     sim::write_html(&title, &run.trace, &mut w)?;
     w.flush()?;
+    let failed_linearizability = run
+        .violation
+        .as_ref()
+        .is_some_and(|v| v.invariant == sim::Invariant::Linearizability);
+    if failed_linearizability
+        && let Verdict::NotLinearizable(failure) =
+            rsm_check::check_with(&run.history, &sim::linearizability_config())
+    {
+        let page = dir.join(format!("{base}-linearizability.html"));
+        let mut w = BufWriter::new(File::create(&page)?);
+        let title = format!("rsm-sim {protocol} seed {}: not linearizable", run.seed);
+        rsm_check::write_html(&title, &failure, &mut w)?;
+        w.flush()?;
+        println!("counterexample: {}", page.display());
+    }
     Ok((jsonl, html))
 }
 
