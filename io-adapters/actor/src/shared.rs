@@ -131,6 +131,14 @@ impl<M> Shared<M> {
         self.slot(to).and_then(ActorSlot::exit)
     }
 
+    /// Admits a post from outside: the addressee's slot and the registration that keeps a
+    /// drain from beginning until the post is published or refused.
+    fn admit(&self, to: ActorId) -> Result<(&ActorSlot<M>, rsm_sync::Worker<'_>), Refused> {
+        let slot = self.slot(to).ok_or(Refused::Unknown)?;
+        let admitted = self.admission.register().map_err(|_| Refused::Draining)?;
+        Ok((slot, admitted))
+    }
+
     /// A post from outside the system, waiting for space as `wait` allows.
     pub(crate) fn post_external(
         &self,
@@ -138,18 +146,12 @@ impl<M> Shared<M> {
         msg: M,
         wait: Wait,
     ) -> Result<(), PostError<M>> {
-        let refuse = |reason, msg| Err(PostError { to, reason, msg });
-        let Some(slot) = self.slot(to) else {
-            return refuse(Refused::Unknown, msg);
+        let (slot, admitted) = match self.admit(to) {
+            Ok(admitted) => admitted,
+            Err(reason) => return Err(PostError { to, reason, msg }),
         };
-        let Ok(_admitted) = self.admission.register() else {
-            return refuse(Refused::Draining, msg);
-        };
-        if let Err(reason) = slot.inbox.reserve(wait) {
-            return refuse(reason, msg);
-        }
-        self.publish(slot, None, msg);
-        Ok(())
+        let reserved = slot.inbox.reserve(wait);
+        self.complete_external(to, slot, admitted, reserved, msg)
     }
 
     /// [`post_external`](Self::post_external) as a future that waits for space.
@@ -158,18 +160,31 @@ impl<M> Shared<M> {
         to: ActorId,
         msg: M,
     ) -> Result<(), PostError<M>> {
-        let refuse = |reason, msg| Err(PostError { to, reason, msg });
-        let Some(slot) = self.slot(to) else {
-            return refuse(Refused::Unknown, msg);
+        let (slot, admitted) = match self.admit(to) {
+            Ok(admitted) => admitted,
+            Err(reason) => return Err(PostError { to, reason, msg }),
         };
-        let Ok(_admitted) = self.admission.register() else {
-            return refuse(Refused::Draining, msg);
-        };
-        if let Err(reason) = slot.inbox.reserve_async().await {
-            return refuse(reason, msg);
+        let reserved = slot.inbox.reserve_async().await;
+        self.complete_external(to, slot, admitted, reserved, msg)
+    }
+
+    /// Publishes an admitted post that got its place, or returns the message; the admission
+    /// ends (is dropped) only after that.
+    fn complete_external(
+        &self,
+        to: ActorId,
+        slot: &ActorSlot<M>,
+        _admitted: rsm_sync::Worker<'_>,
+        reserved: Result<(), Refused>,
+        msg: M,
+    ) -> Result<(), PostError<M>> {
+        match reserved {
+            Ok(()) => {
+                self.publish(slot, None, msg);
+                Ok(())
+            }
+            Err(reason) => Err(PostError { to, reason, msg }),
         }
-        self.publish(slot, None, msg);
-        Ok(())
     }
 
     /// A post by an automaton (from a worker, inside a step that is itself counted in
@@ -278,6 +293,20 @@ impl<M> Shared<M> {
         for notify in self.notifies.iter() {
             notify.wake_always();
         }
+    }
+
+    /// A worker that will never run (its thread could not start), once the drain has begun:
+    /// its automata stop as drained and their Start and Drain notices are counted out, so
+    /// the other workers can finish.
+    pub(crate) fn abandon_worker(&self, worker: usize) {
+        debug_assert!(self.drain_started());
+        let mut notices = 0;
+        for slot in self.actors.iter().filter(|slot| slot.worker == worker) {
+            slot.stop(Exit::Drained);
+            notices += 2;
+        }
+        self.finish(notices);
+        self.exited.count_down();
     }
 
     pub(crate) fn is_closed_to_outside(&self) -> bool {

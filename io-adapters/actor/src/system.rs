@@ -17,6 +17,9 @@ pub const WORKERS_MAX: usize = 1024;
 /// The most automata one system may host.
 pub const ACTORS_MAX: usize = 1 << 20;
 
+/// A system's shared state and its workers, before an executor runs them.
+type Assembled<M> = (Arc<Shared<M>>, Vec<Worker<M>>);
+
 /// Collects the automata of a system, then starts it on an executor: threads
 /// ([`start_threads`](Builder::start_threads)), tokio tasks (`start_tokio`, behind the
 /// `tokio` feature) or the simulated clock ([`simulate`](Builder::simulate)). The same
@@ -67,7 +70,7 @@ impl<M: Send + 'static> Builder<M> {
     }
 
     /// The shared state and the workers, automaton `i` on worker `i % workers`.
-    fn assemble(self, workers: usize) -> (Arc<Shared<M>>, Vec<Worker<M>>) {
+    fn assemble(self, workers: usize) -> Assembled<M> {
         let slots = self
             .actors
             .iter()
@@ -84,35 +87,48 @@ impl<M: Send + 'static> Builder<M> {
         (shared, hosts)
     }
 
-    /// Starts the system on `workers` threads (automaton `i` runs on thread
-    /// `i % workers`), with ticks from `clock`.
-    pub fn start_threads(self, workers: usize, clock: Clock) -> Result<System<M>, BuildError> {
-        check_workers(workers)?;
-        if let Clock::Real { tick } = &clock
+    /// Checks the executor's settings, then assembles the system and lets a manual clock
+    /// wake its workers.
+    fn prepare(self, workers: usize, clock: &Clock) -> Result<Assembled<M>, BuildError> {
+        if !(1..=WORKERS_MAX).contains(&workers) {
+            return Err(BuildError::Workers {
+                workers,
+                max: WORKERS_MAX,
+            });
+        }
+        if let Clock::Real { tick } = clock
             && tick.is_zero()
         {
             return Err(BuildError::ZeroTick);
         }
         let (shared, hosts) = self.assemble(workers);
-        if let Clock::Manual(manual) = &clock {
+        if let Clock::Manual(manual) = clock {
             for notify in shared.notifies.iter() {
                 manual.listen(Arc::clone(notify));
             }
         }
+        Ok((shared, hosts))
+    }
+
+    /// Starts the system on `workers` threads (automaton `i` runs on thread
+    /// `i % workers`), with ticks from `clock`.
+    pub fn start_threads(self, workers: usize, clock: Clock) -> Result<System<M>, BuildError> {
+        let (shared, hosts) = self.prepare(workers, &clock)?;
         let ticks = Ticks::start(&clock);
         let mut threads = Vec::with_capacity(workers);
         for worker in hosts {
             let index = worker.index;
-            match crate::threads::spawn(Arc::clone(&shared), worker, ticks.clone()) {
-                Ok(handle) => threads.push(handle),
-                Err(message) => {
-                    // The threads already started drain and exit on their own.
-                    shared.begin_drain(Duration::ZERO);
-                    return Err(BuildError::Spawn {
-                        worker: index,
-                        message,
-                    });
-                }
+            if let Err(message) = crate::threads::spawn(Arc::clone(&shared), worker, ticks.clone())
+                .map(|handle| threads.push(handle))
+            {
+                // Nobody can post yet, so the drain begins at once; the threads already
+                // started finish it, the others are counted out.
+                shared.begin_drain(Duration::ZERO);
+                (index..workers).for_each(|w| shared.abandon_worker(w));
+                return Err(BuildError::Spawn {
+                    worker: index,
+                    message,
+                });
             }
         }
         Ok(System {
@@ -131,18 +147,7 @@ impl<M: Send + 'static> Builder<M> {
         clock: Clock,
         runtime: &tokio::runtime::Handle,
     ) -> Result<System<M>, BuildError> {
-        check_workers(workers)?;
-        if let Clock::Real { tick } = &clock
-            && tick.is_zero()
-        {
-            return Err(BuildError::ZeroTick);
-        }
-        let (shared, hosts) = self.assemble(workers);
-        if let Clock::Manual(manual) = &clock {
-            for notify in shared.notifies.iter() {
-                manual.listen(Arc::clone(notify));
-            }
-        }
+        let (shared, hosts) = self.prepare(workers, &clock)?;
         let tasks = crate::tasks::spawn(&shared, hosts, &clock, runtime);
         Ok(System {
             poster: Poster { shared },
@@ -181,17 +186,6 @@ fn check_capacity(what: impl FnOnce() -> String, capacity: usize) -> Result<(), 
             what: what(),
             capacity,
             max: INBOX_CAPACITY_MAX,
-        })
-    }
-}
-
-fn check_workers(workers: usize) -> Result<(), BuildError> {
-    if (1..=WORKERS_MAX).contains(&workers) {
-        Ok(())
-    } else {
-        Err(BuildError::Workers {
-            workers,
-            max: WORKERS_MAX,
         })
     }
 }

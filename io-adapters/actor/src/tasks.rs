@@ -4,7 +4,7 @@
 use crate::clock::{Clock, ManualClock};
 use crate::shared::Shared;
 use crate::threads::Exited;
-use crate::worker::Worker;
+use crate::worker::{Turn, Worker};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,30 +66,23 @@ pub(crate) fn spawn<M: Send + 'static>(
 
 async fn run<M: Send + 'static>(shared: &Shared<M>, mut worker: Worker<M>, ticks: &TaskTicks) {
     let _exited = Exited(shared);
-    let notify = Arc::clone(&shared.notifies[worker.index]);
     loop {
-        let progress = worker.run_once(shared, ticks.now());
-        if worker.is_finished(shared) {
-            break;
-        }
-        if progress {
+        match worker.turn(shared, || ticks.now()) {
             // A busy worker still lets the other tasks of its runtime thread run.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        notify.prepare_park();
-        if worker.has_work(shared, ticks.now()) {
-            notify.unpark();
-            continue;
-        }
-        let woken = notify.event().wait_async();
-        match ticks.instant_of(worker.next_deadline()) {
-            Some(at) => {
-                let _ = tokio::time::timeout_at(at, woken).await;
+            Turn::Busy => tokio::task::yield_now().await,
+            Turn::Sleep(deadline) => {
+                let notify = &shared.notifies[worker.index];
+                let woken = notify.event().wait_async();
+                match ticks.instant_of(deadline) {
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at, woken).await;
+                    }
+                    None => woken.await,
+                }
+                notify.unpark();
             }
-            None => woken.await,
+            Turn::Finished => break,
         }
-        notify.unpark();
     }
     worker.finish(shared);
 }

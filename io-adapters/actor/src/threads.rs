@@ -4,7 +4,7 @@
 use crate::clock::Ticks;
 use crate::primitives::thread;
 use crate::shared::Shared;
-use crate::worker::Worker;
+use crate::worker::{Turn, Worker};
 use std::sync::Arc;
 
 /// Starts one worker thread; the error is the operating system's reason.
@@ -34,21 +34,12 @@ impl<M> Drop for Exited<'_, M> {
 
 fn run<M: Send + 'static>(shared: &Shared<M>, mut worker: Worker<M>, ticks: &Ticks) {
     let _exited = Exited(shared);
-    let notify = Arc::clone(&shared.notifies[worker.index]);
     loop {
-        let progress = worker.run_once(shared, ticks.now());
-        if worker.is_finished(shared) {
-            break;
+        match worker.turn(shared, || ticks.now()) {
+            Turn::Busy => {}
+            Turn::Sleep(deadline) => shared.notifies[worker.index].park(ticks.sleep_for(deadline)),
+            Turn::Finished => break,
         }
-        if progress {
-            continue;
-        }
-        notify.prepare_park();
-        if worker.has_work(shared, ticks.now()) {
-            notify.unpark();
-            continue;
-        }
-        notify.park(ticks.sleep_for(worker.next_deadline()));
     }
     worker.finish(shared);
 }

@@ -22,6 +22,16 @@ struct Hosted<M> {
     bounced: Vec<Input<M>>,
 }
 
+/// What an executor does after a [`Worker::turn`].
+pub(crate) enum Turn {
+    /// Take another turn (an async executor first lets its other tasks run).
+    Busy,
+    /// Sleep on the worker's `Notify` until woken, or until the tick given.
+    Sleep(Option<u64>),
+    /// The drain is over: call [`Worker::finish`] and exit.
+    Finished,
+}
+
 /// A worker's private state (see the module comment).
 pub(crate) struct Worker<M> {
     pub(crate) index: usize,
@@ -105,9 +115,29 @@ impl<M: Send + 'static> Worker<M> {
         progress
     }
 
+    /// One turn of an executor's loop: a pass, then, if it found nothing to do, the
+    /// announcement that the worker sleeps and one more look for work (`now` is read
+    /// afresh for it). The executor does what the answer says.
+    pub(crate) fn turn(&mut self, shared: &Shared<M>, now: impl Fn() -> u64) -> Turn {
+        let progress = self.run_once(shared, now());
+        if self.is_finished(shared) {
+            return Turn::Finished;
+        }
+        if progress {
+            return Turn::Busy;
+        }
+        let notify = &shared.notifies[self.index];
+        notify.prepare_park();
+        if self.has_work(shared, now()) {
+            notify.unpark();
+            return Turn::Busy;
+        }
+        Turn::Sleep(self.next_deadline())
+    }
+
     /// Whether a pass at tick `now` would find something to do. Called after the worker has
     /// announced that it is about to sleep.
-    pub(crate) fn has_work(&self, shared: &Shared<M>, now: u64) -> bool {
+    fn has_work(&self, shared: &Shared<M>, now: u64) -> bool {
         !self.started
             || (!self.drain_noticed && shared.drain_started())
             || self.is_finished(shared)

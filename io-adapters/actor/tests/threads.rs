@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Msg, Script, recorder, seen_by};
+use common::{Msg, Script, check_panic_isolation, fragile_and_sturdy};
 use rsm_actor::{
     ActorId, Automaton, Builder, Clock, Effect, Exit, Input, Lifecycle, ManualClock, Refused,
     TimerId,
@@ -195,52 +195,11 @@ fn a_poster_waiting_on_a_stopped_automaton_is_refused() {
 #[test]
 fn a_panic_on_one_thread_stops_only_that_automaton() {
     let mut builder = Builder::new();
-    let fragile = builder
-        .spawn(
-            Script(|input: Input<Msg>, _out: &mut Vec<Effect<Msg>>| {
-                if let Input::Message { .. } = input {
-                    panic!("fragile broke");
-                }
-            }),
-            4,
-        )
-        .unwrap();
-    let sturdy = builder.spawn(recorder(ActorId(1)), 4).unwrap();
+    let actors = fragile_and_sturdy(&mut builder, "fragile broke");
     // Both on one worker: the panic must not take the worker down with it.
-    let mut system = builder
-        .start_threads(
-            1,
-            Clock::Real {
-                tick: Duration::from_millis(1),
-            },
-        )
-        .unwrap();
-    system.post(fragile, Msg::Value(1)).unwrap();
-    while system.exit(fragile).is_none() {
-        std::thread::yield_now();
-    }
-    system.post(sturdy, Msg::Value(2)).unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.push(system.recv_timeout(PATIENCE).expect("sturdy reports"));
-    }
-    assert_eq!(
-        seen_by(&seen, sturdy),
-        vec!["start", "message Value(2) from None"]
-    );
-    let report = system.drain(PATIENCE).unwrap();
-    assert_eq!(
-        report.exits,
-        vec![
-            (
-                fragile,
-                Exit::Panicked {
-                    message: "fragile broke".to_owned()
-                }
-            ),
-            (sturdy, Exit::Drained)
-        ]
-    );
+    let tick = Duration::from_millis(1);
+    let mut system = builder.start_threads(1, Clock::Real { tick }).unwrap();
+    check_panic_isolation(&mut system, actors, "fragile broke");
 }
 
 /// Reports its start and each timer, and cancels timer 1 when told.

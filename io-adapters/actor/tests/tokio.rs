@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Msg, Script, recorder, seen_by};
+use common::{Msg, Script, check_panic_isolation, fragile_and_sturdy, recorder, seen_by};
 use rsm_actor::{ActorId, Builder, Clock, Effect, Exit, Input, Refused, TimerId};
 use std::time::Duration;
 
@@ -84,47 +84,10 @@ fn a_panicking_task_automaton_stops_alone_and_a_blocking_drain_works() {
         .build()
         .unwrap();
     let mut builder = Builder::new();
-    let fragile = builder
-        .spawn(
-            Script(|input: Input<Msg>, _out: &mut Vec<Effect<Msg>>| {
-                if let Input::Message { .. } = input {
-                    panic!("fragile broke on tokio");
-                }
-            }),
-            4,
-        )
-        .unwrap();
-    let sturdy = builder.spawn(recorder(ActorId(1)), 4).unwrap();
+    let actors = fragile_and_sturdy(&mut builder, "fragile broke on tokio");
+    let tick = Duration::from_millis(1);
     let mut system = builder
-        .start_tokio(
-            1,
-            Clock::Real {
-                tick: Duration::from_millis(1),
-            },
-            runtime.handle(),
-        )
+        .start_tokio(1, Clock::Real { tick }, runtime.handle())
         .unwrap();
-    system.post(fragile, Msg::Value(1)).unwrap();
-    system.post(sturdy, Msg::Value(2)).unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.push(system.recv_timeout(PATIENCE).expect("sturdy reports"));
-    }
-    assert_eq!(
-        seen_by(&seen, sturdy),
-        vec!["start", "message Value(2) from None"]
-    );
-    let report = system.drain(PATIENCE).unwrap();
-    assert_eq!(
-        report.exits,
-        vec![
-            (
-                fragile,
-                Exit::Panicked {
-                    message: "fragile broke on tokio".to_owned()
-                }
-            ),
-            (sturdy, Exit::Drained)
-        ]
-    );
+    check_panic_isolation(&mut system, actors, "fragile broke on tokio");
 }

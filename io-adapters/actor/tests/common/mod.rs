@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use rsm_actor::{ActorId, Automaton, Effect, Input};
+use rsm_actor::{ActorId, Automaton, Builder, Effect, Exit, Input, System};
+use std::time::Duration;
 
 /// An automaton made of a closure, for tests that need a one-off behaviour.
 pub struct Script<F>(pub F);
@@ -61,4 +62,50 @@ pub fn seen_by(outputs: &[Msg], by: ActorId) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Spawns an automaton that panics with `message` at its first message, then a recorder.
+pub fn fragile_and_sturdy(builder: &mut Builder<Msg>, message: &'static str) -> (ActorId, ActorId) {
+    let fragile = builder
+        .spawn(
+            Script(move |input: Input<Msg>, _out: &mut Vec<Effect<Msg>>| {
+                if let Input::Message { .. } = input {
+                    panic!("{message}");
+                }
+            }),
+            4,
+        )
+        .unwrap();
+    let sturdy = builder.spawn(recorder(ActorId(1)), 4).unwrap();
+    (fragile, sturdy)
+}
+
+/// Breaks the fragile automaton of [`fragile_and_sturdy`], checks that the sturdy one still
+/// works, drains and checks how each ended.
+pub fn check_panic_isolation(
+    system: &mut System<Msg>,
+    (fragile, sturdy): (ActorId, ActorId),
+    message: &str,
+) {
+    let patience = Duration::from_secs(60);
+    system.post(fragile, Msg::Value(1)).unwrap();
+    while system.exit(fragile).is_none() {
+        std::thread::yield_now();
+    }
+    system.post(sturdy, Msg::Value(2)).unwrap();
+    let seen: Vec<Msg> = (0..2)
+        .map(|_| system.recv_timeout(patience).expect("sturdy reports"))
+        .collect();
+    assert_eq!(
+        seen_by(&seen, sturdy),
+        vec!["start", "message Value(2) from None"]
+    );
+    let report = system.drain(patience).unwrap();
+    let panicked = Exit::Panicked {
+        message: message.to_owned(),
+    };
+    assert_eq!(
+        report.exits,
+        vec![(fragile, panicked), (sturdy, Exit::Drained)]
+    );
 }
