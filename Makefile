@@ -13,6 +13,7 @@ clippy: verbs-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p rsm-rdma --all-targets --features verbs -- -D warnings
 	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
+	$(CARGO) clippy -p rsm-actor --all-targets --features tokio -- -D warnings
 
 # The RDMA verbs backend builds rdma-core's verbs library with cmake and generates its
 # bindings with bindgen, which needs libclang. Installed only when missing.
@@ -26,10 +27,13 @@ unit:
 	$(CARGO) test -p rsm-driver --features tokio
 	$(CARGO) test -p rsm-tcp --features tls
 	$(CARGO) test -p rsm-rdma --features verbs --lib
+	$(CARGO) test -p rsm-actor --features tokio
 
-# Model checking of rsm-sync under loom, in its own target dir so the rest of the tree is not rebuilt.
+# Model checking of rsm-sync and of rsm-actor's inbox, wake-up, drain and timers under loom, in
+# its own target dir so the rest of the tree is not rebuilt.
 loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p rsm-sync --release --target-dir target/loom --test loom
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 $(CARGO) test -p rsm-actor --release --target-dir target/loom --test loom
 
 bench:
 	$(CARGO) bench --workspace
