@@ -11,9 +11,7 @@
 //! The consumer sleeps on a [`Notify`], shared by every inbox its worker takes from.
 
 use crate::automaton::Refused;
-use crate::primitives::{
-    AtomicBool, AtomicU8, AtomicUsize, Ordering, UnsafeCell, fence, spin_wait,
-};
+use crate::primitives::{AtomicBool, AtomicU8, AtomicUsize, Ordering, UnsafeCell, spin_wait};
 use rsm_sync::{Event, Reset, Semaphore};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -201,12 +199,16 @@ impl<T> Drop for Inbox<T> {
 }
 
 /// How a worker sleeps until one of its inboxes has a message (or something else wants its
-/// attention), and how a poster wakes it without a system call when it is awake.
+/// attention), and how a poster wakes it.
 ///
 /// The worker announces itself (`prepare_park`), looks for work once more, and only then
-/// sleeps; a poster publishes, then looks at the announcement. A sequentially consistent fence
-/// on each side makes sure at least one of the two sees the other's store, so a message is
-/// never left waiting beside a sleeping worker.
+/// sleeps; a poster publishes, then takes the announcement back and, if there was one, sets
+/// the event. Every write of the announcement is a read-modify-write, so all of them form one
+/// chain: either the poster's swap comes after the worker's and sees it, or the worker's comes
+/// after the poster's and synchronizes with it, so the worker's second look sees the message.
+/// A message is never left waiting beside a sleeping worker. (A swap costs about what a
+/// sequentially consistent fence would, and it needs no reasoning about fences; posts from a
+/// step pay it once per step, not per message.)
 #[derive(Debug)]
 pub(crate) struct Notify {
     sleeping: AtomicBool,
@@ -224,9 +226,7 @@ impl Notify {
     /// Called by a poster after publishing: wakes the worker if it announced it sleeps.
     #[inline]
     pub(crate) fn wake(&self) {
-        fence(Ordering::SeqCst);
-        // The swap lets one poster among many make the system call.
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+        if self.sleeping.swap(false, Ordering::AcqRel) {
             self.event.set();
         }
     }
@@ -240,13 +240,12 @@ impl Notify {
     /// The worker is about to sleep; it must look for work once more before calling
     /// [`park`](Self::park), and call [`unpark`](Self::unpark) if it finds some.
     pub(crate) fn prepare_park(&self) {
-        self.sleeping.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.sleeping.swap(true, Ordering::AcqRel);
     }
 
-    /// The worker found work after `prepare_park` and will not sleep.
+    /// The worker found work after `prepare_park`, or woke up: it no longer sleeps.
     pub(crate) fn unpark(&self) {
-        self.sleeping.store(false, Ordering::Relaxed);
+        self.sleeping.swap(false, Ordering::AcqRel);
     }
 
     /// Sleeps until woken, or until `timeout` when one is given.
@@ -257,7 +256,7 @@ impl Notify {
                 self.event.wait_timeout(timeout);
             }
         }
-        self.sleeping.store(false, Ordering::Relaxed);
+        self.unpark();
     }
 
     /// [`park`](Self::park) for an async worker: the wake-up as a future.
