@@ -13,7 +13,7 @@ use crate::ids::NodeId;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum RejectReason {
     /// This replica is not the leader; `hint` names the leader it believes in, if any.
-    #[error("not the leader (leader hint: {hint:?})")]
+    #[error("not the leader ({})", leader_known(*hint))]
     NotLeader {
         /// The leader this replica last heard from.
         hint: Option<NodeId>,
@@ -61,6 +61,14 @@ pub enum RejectReason {
         /// The new leader, if known.
         hint: Option<NodeId>,
     },
+}
+
+/// How a refusal names the leader it believes in, for people to read.
+fn leader_known(hint: Option<NodeId>) -> String {
+    match hint {
+        Some(leader) => format!("the leader is {leader}"),
+        None => "no leader is known".to_string(),
+    }
 }
 
 impl RejectReason {
