@@ -98,6 +98,12 @@ impl KvError {
     pub fn is_definite(&self) -> bool {
         matches!(self, KvError::Failed(_))
     }
+
+    /// True when the cluster refused the operation for good: no retry, at any server or
+    /// any time, could change the answer (too large, unsupported, invalid).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, KvError::Failed(AttemptError::Remote(RemoteError::Rejected(reason))) if is_final(reason))
+    }
 }
 
 /// The result of a compare-and-swap.
@@ -271,10 +277,21 @@ impl KvClient {
             };
             let (error, definite) = error;
             unknown |= effects && !definite;
+            if let AttemptError::Remote(RemoteError::Rejected(reason)) = &error
+                && is_final(reason)
+            {
+                // No retry, here or elsewhere, can change this answer.
+                return Err(KvError::Failed(error));
+            }
             let hint = match &error {
                 AttemptError::Remote(remote) => remote.leader_hint().filter(|h| *h != node),
                 _ => None,
             };
+            if let Some(leader) = hint
+                && !self.config.servers.contains_key(&leader)
+            {
+                self.learn_servers(node, deadline).await;
+            }
             let busy = matches!(
                 error,
                 AttemptError::Remote(RemoteError::Rejected(RejectReason::Busy))
@@ -300,6 +317,22 @@ impl KvClient {
                     KvError::Failed(error)
                 });
             }
+        }
+    }
+
+    /// Add the client addresses `node` knows (from its status) to the servers this client
+    /// knows, so that a hint naming a server it was not told about can be followed.
+    async fn learn_servers(&mut self, node: NodeId, deadline: Instant) {
+        if let Ok(Response::Status(status)) = self.attempt(node, &Request::Status, deadline).await {
+            self.learn(&status.clients);
+        }
+    }
+
+    /// Add servers this client did not know (a server's status lists the client
+    /// addresses it knows); the addresses of known ones are kept.
+    pub fn learn(&mut self, servers: &BTreeMap<NodeId, SocketAddr>) {
+        for (id, addr) in servers {
+            self.config.servers.entry(*id).or_insert(*addr);
         }
     }
 
@@ -365,6 +398,14 @@ impl KvClient {
             }
         }
     }
+}
+
+/// Whether a refusal stands wherever and whenever the request is retried.
+fn is_final(reason: &RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::TooLarge { .. } | RejectReason::InvalidConfig(_) | RejectReason::Unsupported
+    )
 }
 
 fn unexpected(what: &impl std::fmt::Debug) -> AttemptError {

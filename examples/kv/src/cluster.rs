@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::client::{ClientConfig, KvClient};
 use crate::data_dir::StartMode;
-use crate::flags::NodeAddrs;
+use crate::flags::{NodeAddrs, ServerArgs};
 use crate::wire::ServerStatus;
 
 /// How to start one server: a program and the arguments that come before the server
@@ -263,6 +263,7 @@ impl LocalCluster {
 
     fn spawn(&mut self, id: NodeId) -> std::io::Result<()> {
         let peers = self.peers.to_string();
+        let clients = NodeAddrs(self.client_addrs()).to_string();
         let log_path = self.data_root.join(format!("n{}.log", id.get()));
         let node = self
             .nodes
@@ -281,6 +282,11 @@ impl LocalCluster {
             _ => None,
         };
         let mut command = Command::new(&self.program.program);
+        // Only the flags below configure a server: a variable such as RSM_LISTEN in the
+        // owner's environment must not reach all of them.
+        for name in ServerArgs::env_names() {
+            command.env_remove(name);
+        }
         command
             .args(&self.program.args)
             .arg("--id")
@@ -291,6 +297,8 @@ impl LocalCluster {
             .arg(node.client_addr.to_string())
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .arg("--clients")
+            .arg(&clients)
             .args(start_flag)
             .args(&self.extra_args)
             .stdin(Stdio::null())

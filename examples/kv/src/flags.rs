@@ -1,119 +1,60 @@
-//! Command-line flags: `--name value` or `--name=value`, plus the server's flag set.
+//! Command-line flags of the KV binaries, parsed with clap.
+//!
+//! The pieces shared by several binaries live here so that they read and fail the same
+//! way everywhere: addresses are `HOST:PORT` (a hostname is resolved), member lists are
+//! `ID=HOST:PORT,...`, durations are human-readable (`500ms`, `10s`), and common flags
+//! can be given as environment variables (`RSM_PEERS`, `RSM_DATA_DIR`, ...). A flag
+//! given on the command line wins over its environment variable.
+//!
+//! [`ServerArgs`] is the server's flag set: the `rsm-kv-server` binary parses it through
+//! [`ServerCli`], and the tools that start their own servers pass the same flags to a
+//! child process. To add a server flag, add a field to [`ServerArgs`] and read it in
+//! [`ServerArgs::config`].
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
+use clap::{Args, CommandFactory, Parser};
+use clap_complete::Shell;
 use rsm_core::NodeId;
 
 use crate::data_dir::StartMode;
 use crate::server::{Protocol, ServerConfig};
 
-/// A flag that is missing, unknown or does not parse.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FlagError {
-    /// A required flag was not given.
-    #[error("missing --{0}")]
-    Missing(&'static str),
-    /// A flag's value does not parse.
-    #[error("bad value for --{flag}: {reason}")]
-    Invalid {
-        /// The flag.
-        flag: String,
-        /// Why.
-        reason: String,
-    },
-    /// A flag no one asked for, or a stray argument.
-    #[error("unexpected argument `{0}`")]
-    Unexpected(String),
+/// Resolve `HOST:PORT` (an IP address or a hostname) to the first address it names.
+pub fn resolve(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    if !s.contains(':') {
+        return Err(format!("`{s}` is not HOST:PORT (the port is missing)"));
+    }
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{s}`: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
-/// Parsed `--name value` pairs and positional arguments.
-#[derive(Clone, Debug, Default)]
-pub struct Flags {
-    named: BTreeMap<String, String>,
-    /// Arguments that are not flags, in order.
-    pub positional: Vec<String>,
+/// Parse a human-readable duration such as `250ms`, `10s` or `1m 30s`.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms or 10s: {e}"))
 }
 
-impl Flags {
-    /// Parse `args` (without the program name). `switches` are flags that take no value.
-    pub fn parse(
-        args: impl IntoIterator<Item = String>,
-        switches: &[&str],
-    ) -> Result<Self, FlagError> {
-        let mut flags = Flags::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                flags.positional.push(arg);
-                continue;
-            };
-            let (name, value) = match name.split_once('=') {
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None if switches.contains(&name) => (name.to_string(), "true".to_string()),
-                None => {
-                    let value = args.next().ok_or_else(|| FlagError::Invalid {
-                        flag: name.to_string(),
-                        reason: "a value must follow".into(),
-                    })?;
-                    (name.to_string(), value)
-                }
-            };
-            flags.named.insert(name, value);
-        }
-        Ok(flags)
-    }
-
-    /// The flag's value parsed as `T`, if given.
-    pub fn get<T: FromStr>(&mut self, name: &str) -> Result<Option<T>, FlagError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.named.remove(name) {
-            None => Ok(None),
-            Some(raw) => raw
-                .parse()
-                .map(Some)
-                .map_err(|e: T::Err| FlagError::Invalid {
-                    flag: name.to_string(),
-                    reason: e.to_string(),
-                }),
-        }
-    }
-
-    /// The flag's value parsed as `T`, or `default`.
-    pub fn get_or<T: FromStr>(&mut self, name: &str, default: T) -> Result<T, FlagError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        Ok(self.get(name)?.unwrap_or(default))
-    }
-
-    /// The flag's value parsed as `T`; an error if absent.
-    pub fn require<T: FromStr>(&mut self, name: &'static str) -> Result<T, FlagError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.get(name)?.ok_or(FlagError::Missing(name))
-    }
-
-    /// Whether a switch was given.
-    pub fn switch(&mut self, name: &str) -> bool {
-        self.named.remove(name).is_some_and(|v| v != "false")
-    }
-
-    /// An error naming the first flag no one asked for.
-    pub fn finish(&self) -> Result<(), FlagError> {
-        match self.named.keys().next() {
-            Some(name) => Err(FlagError::Unexpected(format!("--{name}"))),
-            None => Ok(()),
-        }
+/// Parse a fraction between 0 and 1 (a ratio of operations).
+pub fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}` is not a number from 0 to 1")),
     }
 }
 
-/// `1=127.0.0.1:7001,2=127.0.0.1:7002`: node ids and addresses.
+/// `1=127.0.0.1:7001,2=node2:7002`: node ids and addresses (hostnames are resolved).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeAddrs(pub BTreeMap<NodeId, SocketAddr>);
 
@@ -122,12 +63,18 @@ impl FromStr for NodeAddrs {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let mut map = BTreeMap::new();
-        for part in s.split(',').filter(|p| !p.is_empty()) {
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (id, addr) = part
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}` is not ID=HOST:PORT"))?;
-            let id: u64 = id.parse().map_err(|e| format!("node id `{id}`: {e}"))?;
-            let addr: SocketAddr = addr.parse().map_err(|e| format!("address `{addr}`: {e}"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|e| format!("node id `{id}`: {e}"))?;
+            if id == 0 {
+                return Err("node ids start at 1".into());
+            }
+            let addr = resolve(addr.trim())?;
             if map.insert(NodeId(id), addr).is_some() {
                 return Err(format!("node {id} is listed twice"));
             }
@@ -153,102 +100,226 @@ impl std::fmt::Display for NodeAddrs {
     }
 }
 
-/// The server's usage text.
-pub const SERVER_USAGE: &str = "\
-usage: rsm-kv-server --id N --peers 1=HOST:PORT,2=HOST:PORT,... --client-listen HOST:PORT \\
-                     --data-dir DIR [--listen HOST:PORT] [--protocol raft] [--tick-ms 10]
-                     [--election-ticks-min 30] [--election-ticks-max 60] [--heartbeat-ticks 3]
-                     [--cluster-id 1] [--bootstrap | --join]
-  --peers lists every member with its peer address, this server included;
-  --listen defaults to this server's entry in --peers;
-  --bootstrap starts a new cluster on an empty --data-dir, --join starts a node the
-  cluster has already added (as a learner) on an empty --data-dir; without either, the
-  directory must hold this node's data.";
+/// `--completions SHELL`: print a completion script for the binary and exit. It stands
+/// alone, so no other flag is required with it.
+#[derive(Args, Clone, Debug, Default)]
+pub struct CompletionsArg {
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh) and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<Shell>,
+}
 
-/// The server's flags that take no value.
-pub const SERVER_SWITCHES: &[&str] = &["bootstrap", "join"];
-
-/// Build a server configuration from its flags.
-pub fn server_config(mut flags: Flags) -> Result<ServerConfig, FlagError> {
-    let id = NodeId(flags.require::<u64>("id")?);
-    let peers: NodeAddrs = flags.require("peers")?;
-    let client_listen: SocketAddr = flags.require("client-listen")?;
-    let data_dir: PathBuf = flags.require("data-dir")?;
-    let mut config = ServerConfig::new(id, peers.0, client_listen, data_dir);
-    if let Some(listen) = flags.get("listen")? {
-        config.listen = listen;
+impl CompletionsArg {
+    /// If a script was asked for, write the one for `C` to stdout and return true.
+    pub fn print_if_asked<C: CommandFactory>(&self) -> bool {
+        let Some(shell) = self.completions else {
+            return false;
+        };
+        let mut command = C::command();
+        let name = command.get_name().to_string();
+        clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+        true
     }
-    config.protocol = flags.get_or::<Protocol>("protocol", Protocol::Raft)?;
-    let tick_ms = flags.get_or::<u64>("tick-ms", config.tick.as_millis() as u64)?;
-    config.tick = std::time::Duration::from_millis(tick_ms);
-    config.election_ticks_min = flags.get_or("election-ticks-min", config.election_ticks_min)?;
-    config.election_ticks_max = flags.get_or("election-ticks-max", config.election_ticks_max)?;
-    config.heartbeat_ticks = flags.get_or("heartbeat-ticks", config.heartbeat_ticks)?;
-    config.cluster_id = flags.get_or("cluster-id", config.cluster_id)?;
-    config.start = match (flags.switch("bootstrap"), flags.switch("join")) {
-        (false, false) => StartMode::Restart,
-        (true, false) => StartMode::Bootstrap,
-        (false, true) => StartMode::Join,
-        (true, true) => {
-            return Err(FlagError::Invalid {
-                flag: "join".into(),
-                reason: "--bootstrap and --join exclude each other".into(),
-            });
+}
+
+/// The flags of one server.
+///
+/// The required flags are `Option`s marked `required`: clap still refuses a command line
+/// without them, but `--completions` (which stands alone) can be read without them.
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// This server's node id (at least 1)
+    #[arg(long, env = "RSM_ID", required = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub id: Option<u64>,
+    /// Every member with its peer address, this server included
+    #[arg(
+        long,
+        env = "RSM_PEERS",
+        required = true,
+        value_name = "ID=HOST:PORT,..."
+    )]
+    pub peers: Option<NodeAddrs>,
+    /// Where clients connect
+    #[arg(long, env = "RSM_CLIENT_LISTEN", required = true, value_name = "HOST:PORT", value_parser = resolve)]
+    pub client_listen: Option<SocketAddr>,
+    /// Where the write-ahead log lives (created if missing)
+    #[arg(long, env = "RSM_DATA_DIR", required = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where to listen for peers [default: this server's entry in --peers]
+    #[arg(long, env = "RSM_LISTEN", value_name = "HOST:PORT", value_parser = resolve)]
+    pub listen: Option<SocketAddr>,
+    /// Every member's client address, so that a refusal can tell a client where the
+    /// leader is [default: only this server's]
+    #[arg(long, env = "RSM_CLIENTS", value_name = "ID=HOST:PORT,...")]
+    pub clients: Option<NodeAddrs>,
+    /// The consensus protocol
+    #[arg(long, env = "RSM_PROTOCOL", default_value = "raft")]
+    pub protocol: Protocol,
+    /// Peers of another cluster id are refused
+    #[arg(long, env = "RSM_CLUSTER_ID", default_value_t = 1)]
+    pub cluster_id: u64,
+    /// Real length of one logical tick, in milliseconds
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tick_ms: u64,
+    /// Shortest election timeout, in ticks
+    #[arg(long, default_value_t = 30)]
+    pub election_ticks_min: u64,
+    /// Election timeouts are drawn below this many ticks
+    #[arg(long, default_value_t = 60)]
+    pub election_ticks_max: u64,
+    /// A leader's heartbeat period, in ticks
+    #[arg(long, default_value_t = 3)]
+    pub heartbeat_ticks: u64,
+    /// Start a new cluster of the members in --peers on an empty --data-dir (the first
+    /// start of every member). Without --bootstrap or --join the directory must hold this
+    /// node's data
+    #[arg(long, conflicts_with = "join")]
+    pub bootstrap: bool,
+    /// Start, on an empty --data-dir, a node the cluster has already added (as a learner)
+    #[arg(long)]
+    pub join: bool,
+}
+
+impl ServerArgs {
+    /// The server configuration these flags describe; an error naming the first required
+    /// flag that is missing (only possible when these flags were not parsed by clap).
+    pub fn config(&self) -> Result<ServerConfig, clap::Error> {
+        let missing = |flag: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("the flag --{flag} is required\n"),
+            )
+        };
+        let id = NodeId(self.id.ok_or_else(|| missing("id"))?);
+        let peers = self.peers.as_ref().ok_or_else(|| missing("peers"))?;
+        let client_listen = self.client_listen.ok_or_else(|| missing("client-listen"))?;
+        let data_dir = self.data_dir.as_ref().ok_or_else(|| missing("data-dir"))?;
+        let mut config = ServerConfig::new(id, peers.0.clone(), client_listen, data_dir.clone());
+        if let Some(listen) = self.listen {
+            config.listen = listen;
         }
-    };
-    if let Some(extra) = flags.positional.first() {
-        return Err(FlagError::Unexpected(extra.clone()));
+        if let Some(clients) = &self.clients {
+            config.clients = clients.0.clone();
+        }
+        config.clients.insert(id, client_listen);
+        config.protocol = self.protocol;
+        config.cluster_id = self.cluster_id;
+        config.tick = Duration::from_millis(self.tick_ms);
+        config.election_ticks_min = self.election_ticks_min;
+        config.election_ticks_max = self.election_ticks_max;
+        config.heartbeat_ticks = self.heartbeat_ticks;
+        config.start = match (self.bootstrap, self.join) {
+            (true, _) => StartMode::Bootstrap,
+            (false, true) => StartMode::Join,
+            (false, false) => StartMode::Restart,
+        };
+        Ok(config)
     }
-    flags.finish()?;
-    Ok(config)
+
+    /// The environment variables the server flags read, so that a tool starting servers
+    /// of its own can keep its environment from overriding nothing it meant to set.
+    pub fn env_names() -> Vec<String> {
+        ServerArgs::augment_args(clap::Command::new("server"))
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// One replica of the replicated key-value service.
+#[derive(Parser, Debug)]
+#[command(name = "rsm-kv-server", version)]
+pub struct ServerCli {
+    /// The server's flags.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Completion scripts.
+    #[command(flatten)]
+    pub completions: CompletionsArg,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(s: &str) -> Result<ServerCli, clap::Error> {
+        ServerCli::try_parse_from(std::iter::once("rsm-kv-server").chain(s.split_whitespace()))
     }
 
     #[test]
     fn server_flags_fill_the_configuration() {
-        let flags = Flags::parse(
-            args("--id 2 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002 --client-listen=127.0.0.1:8002 --data-dir /tmp/x --tick-ms 5"),
-            &[],
+        let cli = parse(
+            "--id 2 --peers 1=127.0.0.1:7001,2=localhost:7002 --client-listen=127.0.0.1:8002 --data-dir /tmp/x --tick-ms 5",
         )
         .unwrap();
-        let config = server_config(flags).unwrap();
+        let config = cli.server.config().unwrap();
         assert_eq!(config.id, NodeId(2));
-        assert_eq!(config.listen, "127.0.0.1:7002".parse().unwrap());
-        assert_eq!(config.tick, std::time::Duration::from_millis(5));
+        assert_eq!(config.listen.port(), 7002);
+        assert!(config.listen.ip().is_loopback());
+        assert_eq!(config.tick, Duration::from_millis(5));
         assert_eq!(config.peers.len(), 2);
+        assert_eq!(config.clients.get(&NodeId(2)), Some(&config.client_listen));
+        assert_eq!(config.start, StartMode::Restart);
+    }
+
+    #[test]
+    fn an_empty_directory_is_used_only_when_asked() {
+        let base = "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d";
+        let start = |extra: &str| {
+            parse(&format!("{base} {extra}")).map(|c| c.server.config().unwrap().start)
+        };
+        assert_eq!(start("--bootstrap").unwrap(), StartMode::Bootstrap);
+        assert_eq!(start("--join").unwrap(), StartMode::Join);
+        let error = start("--bootstrap --join").unwrap_err().to_string();
+        assert!(
+            error.contains("--bootstrap") && error.contains("--join"),
+            "{error}"
+        );
     }
 
     #[test]
     fn bad_or_unknown_flags_are_named() {
-        let flags = Flags::parse(args("--id x"), &[]).unwrap();
-        assert!(
-            matches!(server_config(flags), Err(FlagError::Invalid { flag, .. }) if flag == "id")
-        );
-        let flags = Flags::parse(
-            args("--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --bogus 3"),
-            &[],
+        let error = parse("--id x").unwrap_err().to_string();
+        assert!(error.contains("--id"), "{error}");
+        let error = parse("--id 0").unwrap_err().to_string();
+        assert!(error.contains("--id"), "{error}");
+        let error = parse(
+            "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --bogus 3",
         )
-        .unwrap();
-        assert_eq!(
-            server_config(flags).unwrap_err(),
-            FlagError::Unexpected("--bogus".into())
-        );
-        let flags = Flags::parse(
-            args("--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --protocol vsr"),
-            &[],
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(error.to_string().contains("--bogus"));
+        let error = parse(
+            "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --protocol vsr",
         )
-        .unwrap();
-        assert!(
-            matches!(server_config(flags), Err(FlagError::Invalid { flag, .. }) if flag == "protocol")
-        );
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--protocol"), "{error}");
         assert!("1=nope".parse::<NodeAddrs>().is_err());
         assert!("1=127.0.0.1:1,1=127.0.0.1:2".parse::<NodeAddrs>().is_err());
+        assert!("0=127.0.0.1:1".parse::<NodeAddrs>().is_err());
+    }
+
+    #[test]
+    fn completions_stand_alone() {
+        let cli = parse("--completions bash").unwrap();
+        assert_eq!(cli.completions.completions, Some(Shell::Bash));
+        assert!(parse("--completions bash --id 1").is_err());
+    }
+
+    #[test]
+    fn the_environment_lists_the_common_flags() {
+        let names = ServerArgs::env_names();
+        for name in ["RSM_ID", "RSM_PEERS", "RSM_DATA_DIR", "RSM_CLIENT_LISTEN"] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(duration("2").unwrap_err().contains("`2`"));
     }
 }

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod data_dir;
@@ -38,16 +39,22 @@ pub use storage::{DiskCounters, WalStorage};
 pub const SERVE_SUBCOMMAND: &str = "serve";
 
 /// Run a server from command-line flags (without the program name) until it is told to
-/// stop. Prints one line when it listens; returns the process exit code.
+/// stop. Prints one line when it listens; returns the process exit code (2 for a usage
+/// error, after printing it with the usage).
 pub fn server_main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
-    let config =
-        match flags::Flags::parse(args, flags::SERVER_SWITCHES).and_then(flags::server_config) {
-            Ok(config) => config,
-            Err(error) => {
-                eprintln!("rsm-kv-server: {error}\n{}", flags::SERVER_USAGE);
-                return std::process::ExitCode::from(2);
-            }
-        };
+    use clap::Parser;
+    let program = std::iter::once("rsm-kv-server".to_string());
+    let cli = match flags::ServerCli::try_parse_from(program.chain(args)) {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    if cli.completions.print_if_asked::<flags::ServerCli>() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let config = match cli.server.config() {
+        Ok(config) => config,
+        Err(error) => return usage_error(&error),
+    };
     let id = config.id;
     let protocol = config.protocol;
     let outcome = server::run(config, |bound| {
@@ -65,6 +72,13 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> std::process::Exit
     }
 }
 
+/// Print a clap error (or the help or version it stands for) and give its exit code:
+/// 0 for `--help` and `--version`, 2 for a usage error.
+pub fn usage_error(error: &clap::Error) -> std::process::ExitCode {
+    let _ = error.print();
+    std::process::ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}
+
 /// This executable, run as a server through [`SERVE_SUBCOMMAND`].
 pub fn embedded_server() -> std::io::Result<ServerProgram> {
     Ok(ServerProgram {
@@ -75,29 +89,29 @@ pub fn embedded_server() -> std::io::Result<ServerProgram> {
 
 /// The `main` of a tool that can start its own servers (the demo, the load generator):
 /// act as a server when the first argument is [`SERVE_SUBCOMMAND`]; otherwise parse the
-/// arguments and run `body` on a current-thread runtime. `Ok(true)` exits with success,
-/// `Ok(false)` with failure, an error after printing it.
-pub fn tool_main<O, F>(
-    name: &str,
-    usage: &str,
-    parse: impl FnOnce(Vec<String>) -> Result<O, String>,
-    body: impl FnOnce(O) -> F,
+/// arguments as `P` (printing a completion script instead if `completions` says so) and
+/// run `body` on a current-thread runtime. `Ok(true)` exits with success, `Ok(false)`
+/// with failure, an error after printing it.
+pub fn tool_main<P, F>(
+    completions: impl FnOnce(&P) -> &flags::CompletionsArg,
+    body: impl FnOnce(P) -> F,
 ) -> std::process::ExitCode
 where
+    P: clap::Parser,
     F: std::future::Future<Output = Result<bool, Box<dyn std::error::Error>>>,
 {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(SERVE_SUBCOMMAND) {
-        args.remove(0);
-        return server_main(args);
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(SERVE_SUBCOMMAND) {
+        return server_main(args.drain(2..));
     }
-    let options = match parse(args) {
+    let options = match P::try_parse_from(args) {
         Ok(options) => options,
-        Err(error) => {
-            eprintln!("{name}: {error}\n{usage}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(error) => return usage_error(&error),
     };
+    if completions(&options).print_if_asked::<P>() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let name = P::command().get_name().to_string();
     let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,8 +3,9 @@
 //! The node loop owns the replica on its own thread; [`Observed`] wraps any replica and
 //! copies what its `RoleChanged` and `Apply` effects announce into a [`StatusBoard`] of
 //! atomics, so the client port can answer a status request without a round trip through
-//! the loop. It looks only at effects the replica emits anyway: no status call, no
-//! allocation per step.
+//! the loop. It looks at effects the replica emits anyway; only a step that applies
+//! entries also asks the replica for its status (for the commit index), so the cost is
+//! per applied batch, never per entry.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,13 +15,14 @@ use rsm_core::{
     Durable, Effect, Epoch, Input, LogIndex, NodeId, Replica, RestoreError, Role, Status,
 };
 
-/// The latest role, epoch, leader and applied index of one replica.
+/// The latest role, epoch, leader, commit and applied index of one replica.
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     role: AtomicU8,
     epoch: AtomicU64,
     /// 0 when no leader is known (node ids start at 1).
     leader: AtomicU64,
+    commit: AtomicU64,
     applied: AtomicU64,
 }
 
@@ -48,6 +50,16 @@ impl StatusBoard {
             leader,
             LogIndex(self.applied.load(Ordering::Relaxed)),
         )
+    }
+
+    /// The highest index the replica knew to be committed when it last applied entries.
+    pub fn commit(&self) -> LogIndex {
+        LogIndex(self.commit.load(Ordering::Relaxed))
+    }
+
+    fn set_progress(&self, status: &Status) {
+        self.commit.store(status.commit.0, Ordering::Relaxed);
+        self.applied.store(status.applied.0, Ordering::Relaxed);
     }
 
     fn set_role(&self, role: Role, epoch: Epoch, leader: Option<NodeId>) {
@@ -92,10 +104,7 @@ impl<R: Replica> Replica for Observed<R> {
         config
             .board
             .set_role(status.role, status.epoch, status.leader);
-        config
-            .board
-            .applied
-            .store(status.applied.0, Ordering::Relaxed);
+        config.board.set_progress(&status);
         Ok(Self {
             inner,
             board: config.board,
@@ -105,6 +114,7 @@ impl<R: Replica> Replica for Observed<R> {
     fn step(&mut self, input: Input<Self::Message>, out: &mut Vec<Effect<Self::Message>>) {
         let first = out.len();
         self.inner.step(input, out);
+        let mut applied = false;
         for effect in &out[first..] {
             match effect {
                 Effect::RoleChanged {
@@ -115,10 +125,15 @@ impl<R: Replica> Replica for Observed<R> {
                 Effect::Apply { entries } => {
                     if let Some(last) = entries.last() {
                         self.board.applied.store(last.index.0, Ordering::Relaxed);
+                        applied = true;
                     }
                 }
                 _ => {}
             }
+        }
+        if applied {
+            let commit = self.inner.status().commit;
+            self.board.commit.store(commit.0, Ordering::Relaxed);
         }
     }
 

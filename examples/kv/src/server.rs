@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where to listen for clients.
     pub client_listen: SocketAddr,
+    /// The client addresses of the members this server knows (its own included), given
+    /// to clients in its status so that they can follow a leader hint to a server they
+    /// were not told about.
+    pub clients: BTreeMap<NodeId, SocketAddr>,
     /// This node's data directory: its identity stamp and write-ahead log.
     pub data_dir: PathBuf,
     /// Whether the data directory must hold this member's data (a restart) or be empty
@@ -124,6 +128,7 @@ impl ServerConfig {
             id,
             peers,
             listen,
+            clients: BTreeMap::from([(id, client_listen)]),
             client_listen,
             data_dir,
             start: StartMode::Restart,
@@ -331,10 +336,13 @@ where
             source,
         })?;
     let client_addr = listener.local_addr()?;
+    let mut clients = config.clients.clone();
+    clients.insert(config.id, client_addr);
     let status = StatusSource {
         id: config.id,
         board,
         disk,
+        clients: Arc::new(clients),
     };
     tokio::spawn(accept_clients(
         listener,
@@ -369,6 +377,7 @@ struct StatusSource {
     id: NodeId,
     board: Arc<StatusBoard>,
     disk: Arc<DiskCounters>,
+    clients: Arc<BTreeMap<NodeId, SocketAddr>>,
 }
 
 impl StatusSource {
@@ -380,10 +389,12 @@ impl StatusSource {
             role,
             epoch,
             leader,
+            commit: self.board.commit(),
             applied,
             wal_syncs,
             wal_fsyncs,
             wal_entries_synced,
+            clients: BTreeMap::clone(&self.clients),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The client protocol: one request, one response, each a core [`Codec`] frame on a TCP
 //! connection to a server's client port. A connection carries one request at a time.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 #[cfg(doc)]
 use rsm_core::kv::KvCommand;
@@ -109,6 +112,8 @@ pub struct ServerStatus {
     pub epoch: Epoch,
     /// The leader the replica believes in.
     pub leader: Option<NodeId>,
+    /// The highest index the replica knows to be committed.
+    pub commit: LogIndex,
     /// The highest index applied to the store.
     pub applied: LogIndex,
     /// Group commits: syncs of the write-ahead log that covered new records.
@@ -117,6 +122,9 @@ pub struct ServerStatus {
     pub wal_fsyncs: u64,
     /// Entries made durable by group commits.
     pub wal_entries_synced: u64,
+    /// The client addresses of the members this server knows (itself included), so that
+    /// a client can follow a leader hint to a server it was not told about.
+    pub clients: BTreeMap<NodeId, SocketAddr>,
 }
 
 /// Why a frame could not be read or written.

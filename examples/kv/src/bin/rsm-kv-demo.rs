@@ -6,60 +6,53 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use rsm_check::{Verdict, check};
 use rsm_core::NodeId;
-use rsm_kv::flags::Flags;
+use rsm_kv::flags::{self, CompletionsArg, fraction};
 use rsm_kv::history::Recorder;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
 use rsm_kv::{LocalCluster, embedded_server, tool_main};
 use tokio::time::sleep;
-
-const USAGE: &str = "\
-usage: rsm-kv-demo [--clients 16] [--ops 20000] [--keys 32] [--value-size 100]
-                   [--read-ratio 0.3] [--restart-after-ms 1000] [--allow-inconclusive]
-
-An inconclusive linearizability check (a search budget ran out) fails the run unless
---allow-inconclusive is given.";
 
 /// The leader is killed once this fraction of the operations is done.
 const KILL_AT_FRACTION: f64 = 0.4;
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
+/// A 3-node replicated key-value cluster on loopback under a client workload; the leader
+/// is killed with SIGKILL part-way and restarted, and the report ends with the
+/// linearizability verdict of the recorded history.
+#[derive(Parser, Debug)]
+#[command(name = "rsm-kv-demo", version)]
 struct Options {
-    clients: usize,
+    /// Concurrent client sessions
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: u64,
+    /// Operations in all
+    #[arg(long, default_value_t = 20_000)]
     ops: u64,
+    /// Distinct keys
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Bytes per written value
+    #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Fraction of operations that are reads, from 0 to 1
+    #[arg(long, default_value_t = 0.3, value_parser = fraction)]
     read_ratio: f64,
+    /// How long the killed leader stays down (e.g. 500ms, 2s)
+    #[arg(long, default_value = "1s", value_parser = flags::duration)]
     restart_after: Duration,
+    /// Pass even if the linearizability check is inconclusive (its search budget ran out)
+    #[arg(long)]
     allow_inconclusive: bool,
+    #[command(flatten)]
+    completions: CompletionsArg,
 }
 
 fn main() -> ExitCode {
-    tool_main("rsm-kv-demo", USAGE, parse, demo)
-}
-
-fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut flags = Flags::parse(args, &["allow-inconclusive"]).map_err(|e| e.to_string())?;
-    let allow_inconclusive = flags.switch("allow-inconclusive");
-    let mut get = || -> Result<Options, rsm_kv::flags::FlagError> {
-        Ok(Options {
-            clients: flags.get_or("clients", 16)?,
-            ops: flags.get_or("ops", 20_000)?,
-            keys: flags.get_or("keys", 32)?,
-            value_size: flags.get_or("value-size", 100)?,
-            read_ratio: flags.get_or("read-ratio", 0.3)?,
-            restart_after: Duration::from_millis(flags.get_or("restart-after-ms", 1000)?),
-            allow_inconclusive,
-        })
-    };
-    let options = get().map_err(|e| e.to_string())?;
-    flags.finish().map_err(|e| e.to_string())?;
-    if let Some(extra) = flags.positional.first() {
-        return Err(format!("unexpected argument `{extra}`"));
-    }
-    Ok(options)
+    tool_main(|o: &Options| &o.completions, demo)
 }
 
 async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
@@ -87,7 +80,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let mut client = cluster.client_config();
     client.attempt_timeout = Duration::from_secs(1);
     let config = WorkloadConfig {
-        clients: options.clients,
+        clients: options.clients as usize,
         ops: options.ops,
         value_size: options.value_size,
         read_ratio: options.read_ratio,

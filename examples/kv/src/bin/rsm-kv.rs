@@ -4,45 +4,116 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rsm_kv::flags::{Flags, NodeAddrs};
-use rsm_kv::{ClientConfig, KvClient};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use rsm_kv::cli::{self, Exit, Output};
+use rsm_kv::flags::{self, CompletionsArg, NodeAddrs};
+use rsm_kv::{ClientConfig, KvClient, usage_error};
 
-const USAGE: &str = "\
-usage: rsm-kv --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout-ms 10000] COMMAND
-commands:
-  get KEY                   print the value (or `(nil)`)
-  put KEY VALUE             write VALUE at KEY
-  delete KEY                remove KEY
-  cas KEY EXPECTED NEW      set KEY to NEW if it holds EXPECTED; `-` means absent
-                            (as EXPECTED: the key must be absent; as NEW: remove it)
-  status                    print every server's role, epoch, leader and disk counters
---servers lists the servers' client addresses (their --client-listen).";
-
-fn main() -> ExitCode {
-    match run() {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("rsm-kv: {message}\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+/// The command-line client of the replicated key-value service.
+///
+/// Commands go to the leader: the client follows leader hints and retries until the
+/// operation succeeds, is refused, or --timeout passes (a write is applied at most once
+/// however often it is retried).
+#[derive(Parser, Debug)]
+#[command(
+    name = "rsm-kv",
+    version,
+    override_usage = "rsm-kv [OPTIONS] --servers <ID=HOST:PORT,...> <COMMAND>",
+    after_help = cli::EXIT_CODES_HELP
+)]
+struct Cli {
+    /// The servers' client addresses (their --client-listen)
+    #[arg(
+        long,
+        env = "RSM_SERVERS",
+        required = true,
+        value_name = "ID=HOST:PORT,..."
+    )]
+    servers: Option<NodeAddrs>,
+    /// How long one command may take, retries included (e.g. 500ms, 10s)
+    #[arg(long, env = "RSM_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
+    timeout: Duration,
+    /// How results are printed
+    #[arg(long, env = "RSM_OUTPUT", value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    completions: CompletionsArg,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn run() -> Result<ExitCode, String> {
-    let mut flags = Flags::parse(std::env::args().skip(1), &[]).map_err(|e| e.to_string())?;
-    let servers: NodeAddrs = flags.require("servers").map_err(|e| e.to_string())?;
-    let timeout_ms: u64 = flags
-        .get_or("timeout-ms", 10_000)
-        .map_err(|e| e.to_string())?;
-    flags.finish().map_err(|e| e.to_string())?;
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Lines and tables for a person
+    Text,
+    /// One JSON object per command, for scripts
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the value at KEY (exit status 1 if there is none)
+    Get {
+        /// The key
+        key: String,
+    },
+    /// Write VALUE at KEY
+    Put {
+        /// The key
+        key: String,
+        /// The value
+        value: String,
+    },
+    /// Remove KEY (absent keys are fine)
+    Delete {
+        /// The key
+        key: String,
+    },
+    /// Set KEY to NEW if it holds EXPECTED (exit status 1 if it does not)
+    Cas {
+        /// The key
+        key: String,
+        /// The value KEY must hold; `-` means it must be absent
+        expected: String,
+        /// The value to set; `-` removes KEY
+        new: String,
+    },
+    /// Print every server's role, term, commit and applied index, and how far it lags
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    if cli.completions.print_if_asked::<Cli>() {
+        return ExitCode::SUCCESS;
+    }
+    let (Some(servers), Some(command)) = (cli.servers, cli.command) else {
+        let error = Cli::command().error(
+            clap::error::ErrorKind::MissingSubcommand,
+            "a command is required: get, put, delete, cas or status",
+        );
+        return usage_error(&error);
+    };
     let mut config = ClientConfig::new(servers.0);
-    config.op_timeout = Duration::from_millis(timeout_ms);
-    let words = flags.positional;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    config.op_timeout = cli.timeout;
+    config.attempt_timeout = config.attempt_timeout.min(cli.timeout);
+    let output = Output::new(cli.output == Format::Json);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(execute(KvClient::new(config), &words))
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rsm-kv: cannot start: {error}");
+            return Exit::Unavailable.into();
+        }
+    };
+    runtime
+        .block_on(execute(KvClient::new(config), command, &output))
+        .into()
 }
 
 fn bytes(s: &str) -> Bytes {
@@ -53,62 +124,32 @@ fn optional(s: &str) -> Option<Bytes> {
     (s != "-").then(|| bytes(s))
 }
 
-fn show(value: Option<&Bytes>) -> String {
-    match value {
-        Some(v) => String::from_utf8_lossy(v).into_owned(),
-        None => "(nil)".to_string(),
-    }
-}
-
-async fn execute(mut client: KvClient, words: &[String]) -> Result<ExitCode, String> {
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let outcome = match words.as_slice() {
-        ["get", key] => client.get(bytes(key)).await.map(|v| show(v.as_ref())),
-        ["put", key, value] => client
-            .put(bytes(key), bytes(value))
-            .await
-            .map(|()| "OK".into()),
-        ["delete", key] => client.delete(bytes(key)).await.map(|()| "OK".into()),
-        ["cas", key, expected, new] => client
-            .cas(bytes(key), optional(expected), optional(new))
-            .await
-            .map(|cas| {
-                let verdict = if cas.swapped { "swapped" } else { "refused" };
-                format!("{verdict} (found {})", show(cas.current.as_ref()))
-            }),
-        ["status"] => {
-            let ids: Vec<_> = client_ids(&client);
-            for id in ids {
-                match client.status(id).await {
-                    Ok(s) => println!(
-                        "{id}: {:?} epoch {} leader {} applied {} | wal: {} group commits, {} fsyncs, {} entries synced",
-                        s.role,
-                        s.epoch.get(),
-                        s.leader.map_or("none".to_string(), |l| l.to_string()),
-                        s.applied.get(),
-                        s.wal_syncs,
-                        s.wal_fsyncs,
-                        s.wal_entries_synced
-                    ),
-                    Err(error) => println!("{id}: unreachable ({error})"),
-                }
+async fn execute(mut client: KvClient, command: Command, output: &Output) -> Exit {
+    match command {
+        Command::Get { key } => match client.get(bytes(&key)).await {
+            Ok(value) => output.value(&key, value.as_ref()),
+            Err(error) => output.failure(&error),
+        },
+        Command::Put { key, value } => match client.put(bytes(&key), bytes(&value)).await {
+            Ok(()) => output.done("put", &key),
+            Err(error) => output.failure(&error),
+        },
+        Command::Delete { key } => match client.delete(bytes(&key)).await {
+            Ok(()) => output.done("delete", &key),
+            Err(error) => output.failure(&error),
+        },
+        Command::Cas { key, expected, new } => {
+            match client
+                .cas(bytes(&key), optional(&expected), optional(&new))
+                .await
+            {
+                Ok(cas) => output.cas(&key, &cas),
+                Err(error) => output.failure(&error),
             }
-            return Ok(ExitCode::SUCCESS);
         }
-        _ => return Err("expected a command".into()),
-    };
-    match outcome {
-        Ok(text) => {
-            println!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            eprintln!("rsm-kv: {error}");
-            Ok(ExitCode::FAILURE)
+        Command::Status => {
+            let statuses = cli::cluster_status(&mut client).await;
+            output.status(&statuses)
         }
     }
-}
-
-fn client_ids(client: &KvClient) -> Vec<rsm_core::NodeId> {
-    client.servers().keys().copied().collect()
 }

@@ -11,70 +11,63 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use rsm_check::check;
-use rsm_kv::flags::{Flags, NodeAddrs};
+use rsm_kv::flags::{self, CompletionsArg, NodeAddrs, fraction};
 use rsm_kv::history::{Recorder, encode_value};
 use rsm_kv::wire::ServerStatus;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
 use rsm_kv::{ClientConfig, KvClient, LocalCluster, embedded_server, tool_main};
 use tokio::task::JoinSet;
 
-const USAGE: &str = "\
-usage: rsm-kv-load [--clients 16] [--ops 20000] [--value-size 100] [--read-ratio 0]
-                   [--keys 1000] [--check] [--servers 1=HOST:PORT,...] [--data-dir DIR]
-                   [--etcd HOST:PORT]
-  --servers   drive a running cluster (client addresses); otherwise start 3 local servers
-              with data in --data-dir (default: a temporary directory)
-  --check     record the history and check it for linearizability
-  --etcd      drive an etcd member's v3 JSON gateway with puts (ignores the rsm flags)";
-
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 
+/// A closed-loop load generator for the replicated key-value service: each client session
+/// issues one operation at a time. Without --servers it starts its own 3-node loopback
+/// cluster (fsync on).
+#[derive(Parser, Debug)]
+#[command(name = "rsm-kv-load", version)]
 struct Options {
-    clients: usize,
+    /// Concurrent client sessions
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: u64,
+    /// Operations in all
+    #[arg(long, default_value_t = 20_000)]
     ops: u64,
+    /// Bytes per written value
+    #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Fraction of operations that are reads, from 0 to 1
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     read_ratio: f64,
+    /// Distinct keys
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Record the history and check it for linearizability
+    #[arg(long)]
     check: bool,
+    /// Drive a running cluster (the servers' client addresses) instead of starting one
+    #[arg(long, env = "RSM_SERVERS", value_name = "ID=HOST:PORT,...")]
     servers: Option<NodeAddrs>,
+    /// Where the started servers keep their data (without --servers) [default: a temporary
+    /// directory]
+    #[arg(long, env = "RSM_DATA_DIR", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Drive an etcd member's v3 JSON gateway with puts instead (ignores the rsm flags)
+    #[arg(long, value_name = "HOST:PORT", value_parser = flags::resolve)]
     etcd: Option<SocketAddr>,
+    #[command(flatten)]
+    completions: CompletionsArg,
 }
 
 fn main() -> ExitCode {
     tool_main(
-        "rsm-kv-load",
-        USAGE,
-        parse,
+        |o: &Options| &o.completions,
         async |options: Options| match options.etcd {
             Some(addr) => load_etcd(&options, addr).await,
             None => load_rsm(&options).await,
         },
     )
-}
-
-fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut flags = Flags::parse(args, &["check"]).map_err(|e| e.to_string())?;
-    let mut get = || -> Result<Options, rsm_kv::flags::FlagError> {
-        Ok(Options {
-            clients: flags.get_or("clients", 16)?,
-            ops: flags.get_or("ops", 20_000)?,
-            value_size: flags.get_or("value-size", 100)?,
-            read_ratio: flags.get_or("read-ratio", 0.0)?,
-            keys: flags.get_or("keys", 1000)?,
-            check: flags.switch("check"),
-            servers: flags.get("servers")?,
-            data_dir: flags.get("data-dir")?,
-            etcd: flags.get("etcd")?,
-        })
-    };
-    let options = get().map_err(|e| e.to_string())?;
-    flags.finish().map_err(|e| e.to_string())?;
-    if let Some(extra) = flags.positional.first() {
-        return Err(format!("unexpected argument `{extra}`"));
-    }
-    Ok(options)
 }
 
 async fn load_rsm(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
@@ -106,7 +99,7 @@ async fn load_rsm(options: &Options) -> Result<bool, Box<dyn std::error::Error>>
         leader.id
     );
     let config = WorkloadConfig {
-        clients: options.clients,
+        clients: options.clients as usize,
         ops: options.ops,
         value_size: options.value_size,
         read_ratio: options.read_ratio,
@@ -193,7 +186,7 @@ async fn load_etcd(
     let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for index in 0..options.clients.max(1) as u64 {
+    for index in 0..options.clients {
         let issued = issued.clone();
         let (ops, keys, value_size) = (options.ops, options.keys.max(1), options.value_size);
         tasks.spawn(async move {
