@@ -1,7 +1,7 @@
 //! `rsm-kv-demo`: a 3-node cluster on loopback, a client workload, the leader killed
 //! half-way and restarted, and a report ending with the linearizability verdict.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +99,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let mut restarted: Option<u64> = None;
     let mut note = String::new();
     while !run.is_finished() {
-        draw(&progress, options.ops, &recorder, &note);
+        draw(&progress, options.ops, &recorder, &note, false);
         if killed.is_none() && progress.done() >= kill_at {
             let leader = cluster
                 .wait_for_leader(Duration::from_secs(5))
@@ -121,8 +121,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         sleep(Duration::from_millis(100)).await;
     }
     let report = run.await?;
-    draw(&progress, options.ops, &recorder, &note);
-    println!();
+    draw(&progress, options.ops, &recorder, &note, true);
     if let Some((victim, _)) = killed
         && restarted.is_none()
     {
@@ -219,18 +218,39 @@ async fn catch_up(
     None
 }
 
-fn draw(progress: &Progress, total: u64, recorder: &Recorder, note: &str) {
-    const WIDTH: u64 = 30;
+/// Redraw the progress line on a terminal, cut to its width so that it never wraps; when
+/// stdout is not a terminal, print only the `last` line, plainly.
+fn draw(progress: &Progress, total: u64, recorder: &Recorder, note: &str, last: bool) {
+    const BAR_CHARS: u64 = 20;
+    let terminal = std::io::stdout().is_terminal();
+    if !terminal && !last {
+        return;
+    }
     let done = progress.done().min(total);
-    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH) as usize;
+    let filled = (done * BAR_CHARS).checked_div(total).unwrap_or(BAR_CHARS) as usize;
     let (failed, unknown) = progress.errors();
     let seconds = recorder.now() as f64 / 1e9;
-    print!(
-        "\r[{}{}] {done}/{total} ops  {:.0} ops/s  failed {failed} unknown {unknown}{note}   ",
+    let line = format!(
+        "[{}{}] {done}/{total} ops {:.0} ops/s, {failed} failed, {unknown} unknown{note}",
         "#".repeat(filled),
-        "-".repeat(WIDTH as usize - filled),
+        "-".repeat(BAR_CHARS as usize - filled),
         done as f64 / seconds.max(1e-9),
     );
+    if !terminal {
+        println!("{line}");
+        return;
+    }
+    // The terminal's width as the shell exports it; 80 columns when it does not.
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(80);
+    let shown: String = line.chars().take(columns.saturating_sub(1)).collect();
+    // Return to the line's start and clear what the previous frame left.
+    print!("\r{shown}\x1b[K");
+    if last {
+        println!();
+    }
     let _ = std::io::stdout().flush();
 }
 
