@@ -75,6 +75,9 @@ impl Automaton for Producer {
                 msg: Stream::Credit(n),
                 ..
             } => self.credit += n,
+            // Credit can run ahead of the places the consumer's worker has given back (it
+            // returns them after its batch): a refused item is simply sent again.
+            Input::Undelivered { msg, .. } => out.push(Effect::Post { to: CONSUMER, msg }),
             _ => {}
         }
         self.send(out);
