@@ -12,7 +12,18 @@
 
 #![warn(missing_docs)]
 
+// Machinery every log-based protocol needs, used by Raft now and by Multi-Paxos and VSR
+// next: the log window, persist tracking, the apply pump, per-peer progress with in-flight
+// limits, and chunked snapshot transfer.
+mod apply_pump;
+mod log_window;
+mod persist_tracker;
+mod progress;
+mod snapshot_transfer;
+
 mod raft;
 pub mod registry;
 
-pub use raft::{ConfigError, ProgressState, Raft, RaftConfig, RaftMessage, ReplicationProgress};
+pub use persist_tracker::{PersistTracker, UNSYNCED_LOG_WRITES_MAX};
+pub use progress::{ProgressState, ReplicationProgress};
+pub use raft::{ConfigError, Raft, RaftConfig, RaftMessage};

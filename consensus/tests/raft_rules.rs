@@ -277,6 +277,31 @@ mod s5_2_election {
     }
 
     #[test]
+    fn check_quorum_counts_one_election_timeout_from_the_last_quorum_contact() {
+        let mut c = config(1, &[1, 2, 3]);
+        c.check_quorum = true;
+        let mut r = replica(c);
+        let fx = tick_n(&mut r, 20);
+        persist_all(&mut r, &fx);
+        recv(&mut r, 2, grant(1));
+        tick_n(&mut r, 6);
+        // Follower 2 answers: with the leader, a quorum of three is heard at this tick.
+        recv(
+            &mut r,
+            2,
+            RaftMessage::HeartbeatResponse {
+                term: Term(1),
+                read_round: 0,
+                sent_tick: 0,
+            },
+        );
+        tick_n(&mut r, 9);
+        assert_eq!(r.status().role, Role::Leader);
+        tick_n(&mut r, 1);
+        assert_eq!(r.status().role, Role::Follower);
+    }
+
+    #[test]
     fn check_quorum_makes_a_leader_that_hears_nobody_step_down() {
         let mut c = config(1, &[1, 2, 3]);
         c.check_quorum = true;
@@ -285,14 +310,18 @@ mod s5_2_election {
         persist_all(&mut r, &fx);
         recv(&mut r, 2, grant(1));
         assert_eq!(r.status().role, Role::Leader);
-        tick_n(&mut r, 10);
+        tick_n(&mut r, 9);
         assert_eq!(
             r.status().role,
             Role::Leader,
-            "a fresh leader gets one period"
+            "its election counts as contact: a fresh leader gets one election timeout"
         );
-        let fx = tick_n(&mut r, 10);
-        assert_eq!(r.status().role, Role::Follower);
+        let fx = tick_n(&mut r, 1);
+        assert_eq!(
+            r.status().role,
+            Role::Follower,
+            "isolated from its election on, it steps down after exactly one election timeout"
+        );
         assert!(fx.iter().any(|e| matches!(
             e,
             Effect::RoleChanged {

@@ -1,21 +1,18 @@
-//! The replicated log both example protocols keep: entries in memory, the bookkeeping of
-//! which appends are durable, and the follower side of the append consistency check.
+//! The replicated log both example protocols keep: entries in memory and the follower
+//! side of the append consistency check. Which appends are durable is tracked by the
+//! protocol library's own [`PersistTracker`], the one Raft uses.
 
-use std::collections::BTreeMap;
-
+use rsm_consensus::PersistTracker;
 use rsm_core::{Effect, Entry, Epoch, LogIndex, Persist, PersistSeq, RestoreError};
 
 /// Entries in one replication message, at most.
 pub const BATCH_ENTRIES_MAX: usize = 64;
 
 /// A log that starts at index 1 (the examples never compact).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Log {
     entries: Vec<Entry>,
-    next_seq: PersistSeq,
-    /// For each unsynced append, the last index it wrote.
-    unsynced: BTreeMap<PersistSeq, LogIndex>,
-    durable_index: LogIndex,
+    persist: PersistTracker,
 }
 
 /// Why a follower refused an append, and where the leader should resume.
@@ -39,9 +36,7 @@ impl Log {
         let durable_index = LogIndex(entries.len() as u64);
         Ok(Self {
             entries,
-            next_seq: PersistSeq(0),
-            unsynced: BTreeMap::new(),
-            durable_index,
+            persist: PersistTracker::new(durable_index),
         })
     }
 
@@ -68,7 +63,7 @@ impl Log {
 
     /// Everything through this index is on disk.
     pub fn durable_index(&self) -> LogIndex {
-        self.durable_index
+        self.persist.stable_index()
     }
 
     /// Entries `from..=through`, clamped to the log.
@@ -86,21 +81,18 @@ impl Log {
         self.slice(from, LogIndex(from.0 + BATCH_ENTRIES_MAX as u64 - 1))
     }
 
-    /// Emit a persist, numbering it; returns its number.
+    /// Emit a persist, numbering it; returns its number. An append must already be in
+    /// the in-memory log.
     pub fn persist<M>(&mut self, op: Persist, out: &mut Vec<Effect<M>>) -> PersistSeq {
-        self.next_seq = self.next_seq.next();
-        if let Persist::Append { entries } = &op
-            && let (Some(first), Some(last)) = (entries.first(), entries.last())
-        {
-            // Writing at an index discards what was durable there and after.
-            self.durable_index = self.durable_index.min(first.index.prev());
-            self.unsynced.insert(self.next_seq, last.index);
+        match &op {
+            Persist::Append { entries } if !entries.is_empty() => {
+                // Writing at an index discards what was durable there and after.
+                self.persist.forget_after(entries[0].index.prev());
+                let last = self.last_index();
+                self.persist.emit_log(op, last, out)
+            }
+            _ => self.persist.emit(op, out),
         }
-        out.push(Effect::Persist {
-            seq: self.next_seq,
-            op,
-        });
-        self.next_seq
     }
 
     /// Append one entry at the end and persist it.
@@ -117,13 +109,7 @@ impl Log {
 
     /// Every persist through `through` is durable.
     pub fn persisted(&mut self, through: PersistSeq) {
-        while let Some((&seq, &last)) = self.unsynced.first_key_value() {
-            if seq > through {
-                break;
-            }
-            self.unsynced.remove(&seq);
-            self.durable_index = self.durable_index.max(last.min(self.last_index()));
-        }
+        self.persist.persisted(through);
     }
 
     /// The follower side of replication: accept `entries` after `prev_index` if the log

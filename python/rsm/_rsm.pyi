@@ -432,6 +432,7 @@ class Raft:
         heartbeat_ticks: int = ...,
         pre_vote: bool = ...,
         check_quorum: bool = ...,
+        vote_stickiness: bool = ...,
         lease_reads: bool = ...,
         lease_drift_ticks: int = ...,
         priority: int = ...,

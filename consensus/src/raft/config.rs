@@ -22,13 +22,20 @@ pub struct RaftConfig {
     /// Run a pre-vote round before a real election (thesis §9.6), so that a node that
     /// cannot win does not disturb the cluster by raising the term.
     pub pre_vote: bool,
-    /// A leader steps down when a whole check period of `election_ticks_min` ticks passes
-    /// without it hearing from a quorum; counted from its last contact, that is between one
-    /// and two `election_ticks_min`. (Lease reads do not rely on this timing: a lease is
-    /// measured from the acknowledgements themselves.)
+    /// A leader steps down once `election_ticks_min` ticks have passed since the last tick
+    /// at which it had heard from a whole quorum (its election counts as contact with
+    /// everyone): a leader isolated from the moment it was elected steps down exactly
+    /// `election_ticks_min` ticks later, and one cut off later, `election_ticks_min` ticks
+    /// after the last tick a quorum had been heard. (Lease reads do not rely on this
+    /// timing: a lease is measured from the acknowledgements themselves.)
     pub check_quorum: bool,
+    /// Vote stickiness (thesis §4.2.3): a voter that heard from a leader within
+    /// `election_ticks_min` ignores vote requests (and their higher term) from candidates
+    /// that do not come from a leadership transfer, so a server that was cut off cannot
+    /// unseat a healthy leader when it returns. Lease reads require it.
+    pub vote_stickiness: bool,
     /// Serve reads from the leader's lease instead of a heartbeat round. Requires
-    /// `check_quorum`.
+    /// `check_quorum` and `vote_stickiness`.
     pub lease_reads: bool,
     /// Ticks subtracted from the lease to cover clock-rate differences between replicas.
     pub lease_drift_ticks: u64,
@@ -75,8 +82,11 @@ pub enum ConfigError {
         "election timeouts must satisfy heartbeat_ticks < election_ticks_min < election_ticks_max"
     )]
     Timeouts,
-    /// Lease reads are unsafe without check-quorum, or the drift margin eats the lease.
-    #[error("lease_reads requires check_quorum and lease_drift_ticks < election_ticks_min")]
+    /// Lease reads are unsafe without check-quorum and vote stickiness, or the drift
+    /// margin eats the lease.
+    #[error(
+        "lease_reads requires check_quorum, vote_stickiness and lease_drift_ticks < election_ticks_min"
+    )]
     Lease,
     /// A size or window is zero.
     #[error("limit `{0}` must be positive")]
@@ -95,7 +105,7 @@ impl From<ConfigError> for RestoreError {
             ),
             ConfigError::Lease => (
                 "lease_reads",
-                "requires check_quorum and lease_drift_ticks < election_ticks_min",
+                "requires check_quorum, vote_stickiness and lease_drift_ticks < election_ticks_min",
             ),
             ConfigError::ZeroLimit(field) => (field, "must be positive"),
             ConfigError::Quorum(q) => return RestoreError::Quorum(q),
@@ -117,16 +127,18 @@ impl RaftConfig {
         c.msg_entries_max = 8 + (run_seed % 5) as usize * 16;
         c.inflight_msgs_max = 2 + (run_seed % 3) as usize * 6;
         c.batch_entries_max = 16;
-        // Most runs keep the defaults (pre-vote and check-quorum on); some turn each off,
-        // and a quarter read from the leader's lease, which requires check-quorum.
+        // Most runs keep the defaults (pre-vote, check-quorum and stickiness on); some turn
+        // each off, and a quarter read from the leader's lease, which requires check-quorum
+        // and stickiness.
         c.pre_vote = run_seed % 8 != 3;
         c.check_quorum = run_seed % 8 != 5;
-        c.lease_reads = run_seed % 4 == 1 && c.check_quorum;
+        c.vote_stickiness = run_seed % 8 != 6;
+        c.lease_reads = run_seed % 4 == 1 && c.check_quorum && c.vote_stickiness;
         c
     }
 
     /// Defaults suited to a tick of about 10 ms: elections after 10 to 20 ticks,
-    /// heartbeats every 2, pre-vote and check-quorum on, lease reads off.
+    /// heartbeats every 2, pre-vote, check-quorum and vote stickiness on, lease reads off.
     pub fn new(id: NodeId, membership: Membership, seed: u64) -> Self {
         Self {
             id,
@@ -137,6 +149,7 @@ impl RaftConfig {
             heartbeat_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            vote_stickiness: true,
             lease_reads: false,
             lease_drift_ticks: 2,
             priority: 0,
@@ -166,7 +179,9 @@ impl RaftConfig {
             return Err(ConfigError::Timeouts);
         }
         if self.lease_reads
-            && (!self.check_quorum || self.lease_drift_ticks >= self.election_ticks_min)
+            && (!self.check_quorum
+                || !self.vote_stickiness
+                || self.lease_drift_ticks >= self.election_ticks_min)
         {
             return Err(ConfigError::Lease);
         }
@@ -218,6 +233,10 @@ mod tests {
         let mut c = base();
         c.lease_reads = true;
         c.lease_drift_ticks = c.election_ticks_min;
+        assert_eq!(c.validate(), Err(ConfigError::Lease));
+        let mut c = base();
+        c.lease_reads = true;
+        c.vote_stickiness = false;
         assert_eq!(c.validate(), Err(ConfigError::Lease));
         let mut c = base();
         c.inflight_bytes_max = 0;

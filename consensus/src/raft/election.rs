@@ -2,8 +2,8 @@
 
 use rsm_core::{Entry, Epoch, LogIndex, NodeId, Phase, Term};
 
-use super::progress::Progress;
 use super::{Out, Raft, RaftMessage, State};
+use crate::progress::Progress;
 
 /// A vote request, as the voter judges it.
 #[derive(Copy, Clone, Debug)]
@@ -27,6 +27,13 @@ impl Raft {
     /// replica leads). Such a replica refuses to help elect anyone else.
     pub(super) fn in_leader_lease(&self) -> bool {
         self.state == State::Leader || self.leader_silence_ticks < self.cfg.election_ticks_min
+    }
+
+    /// Vote stickiness (thesis §4.2.3), when configured: a replica that heard a leader
+    /// recently ignores candidates, so a node that was partitioned away cannot unseat a
+    /// healthy leader.
+    pub(super) fn sticky(&self) -> bool {
+        self.cfg.vote_stickiness && self.in_leader_lease()
     }
 
     /// The election timeout fired (or a transfer asked for it): start a pre-vote round, or
@@ -102,7 +109,7 @@ impl Raft {
             State::PreCandidate => Some(true),
             State::Candidate => self
                 .own_vote_seq
-                .is_some_and(|s| s <= self.durable)
+                .is_some_and(|s| self.persist.is_durable(s))
                 .then_some(true),
             _ => return,
         };
@@ -150,7 +157,7 @@ impl Raft {
     pub(super) fn handle_request_vote(&mut self, from: NodeId, b: Ballot, out: &mut Out) {
         let free = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
         let can_vote = free || (b.pre_vote && b.term > self.term);
-        let sticky = !b.transfer && self.in_leader_lease();
+        let sticky = !b.transfer && self.sticky();
         let up_to_date = self.log.is_up_to_date(b.last_index, b.last_term);
         let same_log = (b.last_term, b.last_index) == (self.log.last_term(), self.log.last_index());
         let outranked = same_log && b.priority < self.cfg.priority;
@@ -171,14 +178,6 @@ impl Raft {
             granted,
         };
         self.send(from, reply, out);
-    }
-
-    /// Thesis §3.10: the leader asks this replica to campaign at once.
-    pub(super) fn handle_timeout_now(&mut self, from: NodeId, out: &mut Out) {
-        if self.state == State::Leader || self.leader != Some(from) || !self.can_campaign() {
-            return;
-        }
-        self.campaign(true, out);
     }
 
     /// Leave any leader or candidate state for follower of `term` (raising and persisting
@@ -214,6 +213,12 @@ impl Raft {
     /// §5.2 and §8: a new leader appends a no-op of its term so that entries of earlier
     /// terms commit (§5.4.2), then replicates.
     pub(super) fn become_leader(&mut self, out: &mut Out) {
+        debug_assert_eq!(self.state, State::Candidate, "only a candidate wins");
+        debug_assert_eq!(self.vote, Some(self.id), "a candidate votes for itself");
+        debug_assert!(
+            self.own_vote_seq.is_some_and(|s| self.persist.is_durable(s)),
+            "a leader's own vote is durable"
+        );
         self.state = State::Leader;
         self.leader = Some(self.id);
         self.votes.clear();
@@ -226,12 +231,9 @@ impl Raft {
         self.leader_silence_ticks = 0;
         self.read_round = 0;
         self.uncommitted_bytes = self.log.bytes_after(self.commit);
+        // A fresh leader gives everyone a full check-quorum period from now.
         self.progress.clear();
         self.sync_progress();
-        for p in &mut self.progress {
-            // A fresh leader gives everyone a full check-quorum period.
-            p.recent_active = true;
-        }
         let index = self.log.last_index().next();
         let noop = Entry::noop(index, Epoch(self.term.0));
         self.uncommitted_bytes += noop.size_bytes();
@@ -239,6 +241,16 @@ impl Raft {
         self.unflushed_bytes = noop.size_bytes();
         self.log.push(noop);
         self.report_role(out);
+        debug_assert_eq!(self.log.term_at(self.log.last_index()), Some(self.term));
+        debug_assert!(self.commit < self.log.last_index());
+        debug_assert!(
+            self.log
+                .membership()
+                .0
+                .members()
+                .all(|id| id == self.id || self.progress.iter().any(|p| p.id == id)),
+            "every member is tracked"
+        );
     }
 
     /// Track the members of the latest configuration other than self, and while that
@@ -258,17 +270,16 @@ impl Raft {
         let next = self.log.last_index().next();
         for id in members {
             if !self.progress.iter().any(|p| p.id == id) {
-                self.progress.push(Progress::new(id, next));
+                self.progress.push(Progress::new(id, next, self.now));
             }
         }
     }
 
-    /// Check-quorum: whether a quorum (counting self) was heard from recently.
-    pub(super) fn quorum_active(&self) -> bool {
-        let me = self.id;
-        let progress = &self.progress;
-        self.log.membership().0.is_quorum(Phase::Two, |id| {
-            id == me || progress.iter().any(|p| p.id == id && p.recent_active)
-        })
+    /// Check-quorum: whether `election_ticks_min` ticks have passed since the last tick at
+    /// which this leader had heard from a whole phase-2 quorum (counting itself, and counting
+    /// its election as contact with everyone).
+    pub(super) fn quorum_silent(&self) -> bool {
+        let heard = self.leader_quorum(Phase::Two, self.now, |p| p.heard_tick);
+        self.now >= heard.saturating_add(self.cfg.election_ticks_min)
     }
 }

@@ -1,9 +1,9 @@
-//! Membership changes (§6, thesis §4): learners, single-server changes, joint consensus,
-//! and leadership transfer (thesis §3.10).
+//! Membership changes (§6, thesis §4): learners, single-server changes and joint
+//! consensus.
 
-use rsm_core::{Effect, Entry, Epoch, LogIndex, Membership, NodeId, RejectReason, RequestId};
+use rsm_core::{Effect, Entry, Epoch, LogIndex, Membership, RejectReason, RequestId};
 
-use super::{Out, Raft, RaftMessage, State, Transfer};
+use super::{Out, Raft, State};
 
 impl Raft {
     /// Move to `target`. A change of at most one voter (learners may change freely) is
@@ -13,10 +13,8 @@ impl Raft {
     /// (which closes the single-server-change hazard, thesis §4.1).
     pub(super) fn reconfigure(&mut self, req: RequestId, target: Membership, out: &mut Out) {
         let (current, at) = self.log.membership();
-        let reason = if self.state != State::Leader {
-            Some(self.not_leader_reason())
-        } else if let Some(t) = self.transfer {
-            Some(RejectReason::TransferInProgress { target: t.target })
+        let reason = if let Some(reason) = self.leadership_refusal() {
+            Some(reason)
         } else if target.voters.is_empty() || target.is_joint() {
             Some(RejectReason::InvalidConfig(
                 "the target needs voters and no outgoing half".into(),
@@ -32,7 +30,7 @@ impl Raft {
             None
         };
         if let Some(reason) = reason {
-            out.push(Effect::Reject { req, reason });
+            self.refuse(req, reason, out);
             return;
         }
         let mut target = target;
@@ -45,10 +43,7 @@ impl Raft {
             match current.enter_joint(&target) {
                 Some(joint) => joint,
                 None => {
-                    out.push(Effect::Reject {
-                        req,
-                        reason: RejectReason::ConfigChangeInProgress,
-                    });
+                    self.refuse(req, RejectReason::ConfigChangeInProgress, out);
                     return;
                 }
             }
@@ -89,69 +84,6 @@ impl Raft {
         if leads_on {
             return;
         }
-        let last = self.log.last_index();
-        let m = self.log.membership().0;
-        let successor = self
-            .progress
-            .iter()
-            .find(|p| m.is_voter(p.id) && p.match_index == last)
-            .map(|p| p.id);
-        if let Some(to) = successor {
-            // Entries may still be unflushed: send them first so the successor's log is
-            // complete when it campaigns.
-            self.flush(out);
-            self.send(to, RaftMessage::TimeoutNow { term: self.term }, out);
-        }
-        self.become_follower(self.term, None, out);
-    }
-
-    /// Thesis §3.10: bring `to` up to date, then tell it to campaign. Proposals are refused
-    /// meanwhile; the transfer is abandoned after an election timeout. A transfer to the
-    /// leader itself, or to the target of the transfer under way, changes nothing.
-    pub(super) fn transfer_leadership(&mut self, req: RequestId, to: NodeId, out: &mut Out) {
-        let reason = if self.state != State::Leader {
-            Some(self.not_leader_reason())
-        } else if !self.log.membership().0.is_voter(to) {
-            Some(RejectReason::NotVoter { id: to })
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            out.push(Effect::Reject { req, reason });
-            return;
-        }
-        if to == self.id || self.transfer.is_some_and(|t| t.target == to) {
-            return;
-        }
-        let Some(i) = self.progress_index(to) else {
-            return;
-        };
-        self.transfer = Some(Transfer {
-            target: to,
-            elapsed_ticks: 0,
-            timeout_now_sent: false,
-        });
-        self.flush(out);
-        self.maybe_send_timeout_now(i, out);
-        if let Some(i) = self.progress_index(to) {
-            self.send_append(i, out);
-        }
-    }
-
-    /// Send `TimeoutNow` once the transfer target's log matches the leader's.
-    pub(super) fn maybe_send_timeout_now(&mut self, i: usize, out: &mut Out) {
-        let Some(t) = self.transfer else {
-            return;
-        };
-        let pr = &self.progress[i];
-        if t.target != pr.id || t.timeout_now_sent || pr.match_index != self.log.last_index() {
-            return;
-        }
-        self.lease_revoked = true;
-        self.transfer = Some(Transfer {
-            timeout_now_sent: true,
-            ..t
-        });
-        self.send(t.target, RaftMessage::TimeoutNow { term: self.term }, out);
+        self.hand_over_and_step_down(out);
     }
 }

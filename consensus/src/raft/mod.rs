@@ -17,36 +17,33 @@
 
 mod config;
 mod election;
-mod log;
 mod membership;
 mod message;
-mod progress;
 mod reads;
 mod replication;
 mod snapshot;
+mod transfer;
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use rsm_core::{
-    Durable, Effect, Epoch, HardState, Input, LogIndex, NodeId, Persist, PersistSeq, Prng,
-    RejectReason, Replica, RestoreError, Role, SnapshotMeta, Status, Term,
+    Durable, Effect, Epoch, HardState, Input, LogIndex, NodeId, Persist, PersistSeq, Phase, Prng,
+    RejectReason, Replica, RequestId, RestoreError, Role, SnapshotMeta, Status, Term,
 };
 
 pub use config::{ConfigError, RaftConfig};
 pub use message::RaftMessage;
-pub use progress::{ProgressState, ReplicationProgress};
 
-use log::RaftLog;
-use progress::Progress;
+use crate::apply_pump::ApplyPump;
+use crate::log_window::LogWindow;
+use crate::persist_tracker::PersistTracker;
+use crate::progress::{self, Progress, ReplicationProgress};
+use crate::snapshot_transfer::SnapshotAssembly;
 use reads::{ForwardedRead, PendingRead};
-use snapshot::IncomingSnapshot;
+use transfer::Transfer;
 
 type Out = Vec<Effect<RaftMessage>>;
-
-/// Log writes tracked individually while not yet durable; beyond this, the newest ones
-/// are tracked together.
-const UNSYNCED_LOG_WRITES_MAX: usize = 1024;
 
 /// The part of a replica's role that Raft's rules switch between; learner and removed
 /// are derived from the membership.
@@ -56,14 +53,6 @@ enum State {
     PreCandidate,
     Candidate,
     Leader,
-}
-
-/// A leadership transfer in progress at the leader.
-#[derive(Copy, Clone, Debug)]
-struct Transfer {
-    target: NodeId,
-    elapsed_ticks: u64,
-    timeout_now_sent: bool,
 }
 
 /// One Raft replica: a deterministic automaton implementing [`Replica`].
@@ -96,19 +85,13 @@ pub struct Raft {
 
     term: Term,
     vote: Option<NodeId>,
-    log: RaftLog,
+    log: LogWindow,
     commit: LogIndex,
     state: State,
     leader: Option<NodeId>,
 
-    /// Number of the next `Persist` effect.
-    persist_next: PersistSeq,
-    /// Every persist numbered at or below this is durable.
-    durable: PersistSeq,
-    /// Log writes not yet durable: their number and the log's last index when emitted.
-    log_writes: VecDeque<(PersistSeq, LogIndex)>,
-    /// The in-memory log is durable through this index.
-    stable_index: LogIndex,
+    /// Which persists are durable, and through which index the log is.
+    persist: PersistTracker,
 
     /// Ticks since this incarnation started, from 1.
     now: u64,
@@ -139,12 +122,10 @@ pub struct Raft {
     reads: VecDeque<PendingRead>,
 
     forwarded: VecDeque<ForwardedRead>,
-    incoming: Option<IncomingSnapshot>,
+    incoming: Option<SnapshotAssembly>,
 
-    /// Highest index emitted in `Apply` (or covered by a snapshot).
-    applied: LogIndex,
-    /// Highest index the host reported applied.
-    host_applied: LogIndex,
+    /// What was handed to the host's state machine, and what it reported applied.
+    apply: ApplyPump,
     /// The index of the last `TakeSnapshot` not yet answered.
     snapshot_asked: Option<LogIndex>,
 
@@ -167,7 +148,7 @@ impl Replica for Raft {
                 Bytes::new(),
             ),
         };
-        let mut log = RaftLog::new(meta, data);
+        let mut log = LogWindow::new(meta, data);
         for e in durable.entries {
             if e.index != log.last_index().next() {
                 return Err(RestoreError::LogGap {
@@ -206,10 +187,7 @@ impl Replica for Raft {
             commit,
             state: State::Follower,
             leader: None,
-            persist_next: PersistSeq(1),
-            durable: PersistSeq(0),
-            log_writes: VecDeque::new(),
-            stable_index: last,
+            persist: PersistTracker::new(last),
             now: 1,
             election_elapsed: 0,
             election_timeout,
@@ -234,8 +212,7 @@ impl Replica for Raft {
             reads: VecDeque::new(),
             forwarded: VecDeque::new(),
             incoming: None,
-            applied: snap,
-            host_applied: snap,
+            apply: ApplyPump::new(snap),
             snapshot_asked: None,
             reported: (Role::Follower, term, None),
             cfg: config,
@@ -263,7 +240,7 @@ impl Replica for Raft {
         }
         self.maybe_apply(out);
         self.report_role(out);
-        debug_assert!(self.applied <= self.commit && self.commit <= self.log.last_index());
+        debug_assert!(self.apply.applied() <= self.commit && self.commit <= self.log.last_index());
     }
 
     fn status(&self) -> Status {
@@ -273,7 +250,7 @@ impl Replica for Raft {
             epoch: Epoch(self.term.0),
             leader: self.leader,
             commit: self.commit,
-            applied: self.applied,
+            applied: self.apply.applied(),
             last_index: self.log.last_index(),
             membership: self.log.membership().0.clone(),
         }
@@ -342,6 +319,23 @@ impl Raft {
         }
     }
 
+    /// The one leadership check of every client request (proposal, read, reconfiguration,
+    /// transfer): `None` when this replica leads and may take it, else why not.
+    fn leadership_refusal(&self) -> Option<RejectReason> {
+        if self.state != State::Leader {
+            return Some(self.not_leader_reason());
+        }
+        self.transfer
+            .map(|t| RejectReason::TransferInProgress { target: t.target })
+    }
+
+    /// The one refusal path: answer `req` with `reason`. Every refusal is definite: a
+    /// refused request was never appended.
+    fn refuse(&self, req: RequestId, reason: RejectReason, out: &mut Out) {
+        debug_assert!(reason.is_definite());
+        out.push(Effect::Reject { req, reason });
+    }
+
     fn send(&self, to: NodeId, msg: RaftMessage, out: &mut Out) {
         out.push(Effect::Send { to, msg });
     }
@@ -349,10 +343,7 @@ impl Raft {
     // ---- persistence ----
 
     fn persist(&mut self, op: Persist, out: &mut Out) -> PersistSeq {
-        let seq = self.persist_next;
-        self.persist_next = seq.next();
-        out.push(Effect::Persist { seq, op });
-        seq
+        self.persist.emit(op, out)
     }
 
     fn persist_hard_state(&mut self, out: &mut Out) -> PersistSeq {
@@ -367,40 +358,15 @@ impl Raft {
 
     /// Emit a write that changes the log; once durable, the log as it is now is durable.
     fn persist_log(&mut self, op: Persist, out: &mut Out) {
-        let seq = self.persist(op, out);
-        let record = (seq, self.log.last_index());
-        let full = self.log_writes.len() >= UNSYNCED_LOG_WRITES_MAX;
-        match self.log_writes.back_mut() {
-            // Merging with the previous record only delays when its entries count as
-            // durable, never the reverse: safe, and it bounds the queue.
-            Some(back) if full => *back = record,
-            _ => self.log_writes.push_back(record),
-        }
-    }
-
-    /// The in-memory log changed at and above `index + 1`: nothing there is durable
-    /// until a later write says so.
-    fn forget_stable_after(&mut self, index: LogIndex) {
-        self.stable_index = self.stable_index.min(index);
-        for w in &mut self.log_writes {
-            w.1 = w.1.min(index);
-        }
+        let last = self.log.last_index();
+        self.persist.emit_log(op, last, out);
     }
 
     fn persisted(&mut self, through: PersistSeq, out: &mut Out) {
-        // A report of a persist never emitted is bad input: believe only what was emitted.
-        let through = through.min(self.persist_next.prev());
-        if through <= self.durable {
+        if !self.persist.persisted(through) {
             return;
         }
-        self.durable = through;
-        while let Some(&(seq, last)) = self.log_writes.front() {
-            if seq > through {
-                break;
-            }
-            self.stable_index = last;
-            self.log_writes.pop_front();
-        }
+        debug_assert!(self.persist.stable_index() <= self.log.last_index());
         match self.state {
             State::Candidate => self.check_election(out),
             State::Leader => self.maybe_commit(out),
@@ -426,24 +392,12 @@ impl Raft {
 
     fn tick_leader(&mut self, out: &mut Out) {
         self.leader_silence_ticks = 0;
-        self.election_elapsed += 1;
         self.heartbeat_elapsed += 1;
-        if self.election_elapsed >= self.cfg.election_ticks_min {
-            self.election_elapsed = 0;
-            if self.cfg.check_quorum && !self.quorum_active() {
-                self.become_follower(self.term, None, out);
-                return;
-            }
-            for p in &mut self.progress {
-                p.recent_active = false;
-            }
+        if self.cfg.check_quorum && self.quorum_silent() {
+            self.become_follower(self.term, None, out);
+            return;
         }
-        if let Some(t) = &mut self.transfer {
-            t.elapsed_ticks += 1;
-            if t.elapsed_ticks >= self.cfg.election_ticks_min {
-                self.transfer = None;
-            }
-        }
+        self.tick_transfer();
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.heartbeat_round(out);
@@ -476,7 +430,7 @@ impl Raft {
                 // A live leader is known: do not let a candidate raise the term (thesis §4.2.3).
                 RaftMessage::RequestVote {
                     transfer: false, ..
-                } if self.in_leader_lease() => return,
+                } if self.sticky() => return,
                 _ => {
                     let leader = msg.is_from_leader().then_some(from);
                     self.become_follower(term, leader, out);
@@ -596,23 +550,27 @@ impl Raft {
 
     // ---- apply ----
 
+    /// Only committed entries this replica holds durably are applied: a crash must not
+    /// lose an entry its state machine already reflects.
     fn maybe_apply(&mut self, out: &mut Out) {
-        let window_end = LogIndex(
-            self.host_applied
-                .0
-                .saturating_add(self.cfg.apply_lag_entries_max),
+        let ready = self.commit.min(self.persist.stable_index());
+        self.apply.pump(
+            &self.log,
+            ready,
+            self.cfg.apply_lag_entries_max,
+            self.cfg.apply_batch_entries_max,
+            out,
         );
-        let target = self.commit.min(self.stable_index).min(window_end);
-        while self.applied < target {
-            let hi = LogIndex(
-                target
-                    .0
-                    .min(self.applied.0 + self.cfg.apply_batch_entries_max as u64),
-            );
-            let mut entries = Vec::with_capacity((hi.0 - self.applied.0) as usize);
-            entries.extend(self.log.range(self.applied.next(), hi).cloned());
-            self.applied = hi;
-            out.push(Effect::Apply { entries });
-        }
+    }
+
+    /// The one quorum question over the followers' progress (see [`progress::quorum_value`]).
+    fn leader_quorum<T: Ord + Copy + Default>(
+        &self,
+        phase: Phase,
+        own: T,
+        of: impl Fn(&Progress) -> T,
+    ) -> T {
+        let membership = self.log.membership().0;
+        progress::quorum_value(membership, phase, self.id, own, &self.progress, of)
     }
 }

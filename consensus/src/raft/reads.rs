@@ -50,18 +50,14 @@ impl Raft {
             }
             _ => self.not_leader_reason(),
         };
-        out.push(Effect::Reject { req, reason });
+        self.refuse(req, reason, out);
     }
 
     /// §6.4: record the commit index, confirm leadership with a heartbeat round, then
     /// answer. With a valid lease the round is skipped (§6.4.1).
     fn leader_read(&mut self, origin: ReadOrigin, out: &mut Out) {
-        if let Some(t) = self.transfer {
-            self.reject_read(
-                origin,
-                RejectReason::TransferInProgress { target: t.target },
-                out,
-            );
+        if let Some(reason) = self.leadership_refusal() {
+            self.reject_read(origin, reason, out);
             return;
         }
         if self.reads.len() >= self.cfg.reads_pending_max {
@@ -110,14 +106,7 @@ impl Raft {
     }
 
     fn round_confirmed(&self, round: u64) -> bool {
-        let me = self.id;
-        let progress = &self.progress;
-        self.log.membership().0.is_quorum(Phase::Two, |id| {
-            id == me
-                || progress
-                    .iter()
-                    .any(|p| p.id == id && p.read_round_acked >= round)
-        })
+        self.leader_quorum(Phase::Two, true, |p| p.read_round_acked >= round)
     }
 
     /// The lease holds while a quorum echoed a heartbeat sent less than
@@ -127,23 +116,10 @@ impl Raft {
         if !(self.cfg.lease_reads && self.cfg.check_quorum) || self.lease_revoked {
             return false;
         }
-        let me = self.id;
         let now = self.now;
-        let progress = &self.progress;
-        // Ticks are not log indexes, but the quorum rule over them is the same one.
-        let since = self.log.membership().0.quorum_value(Phase::Two, |id| {
-            if id == me {
-                LogIndex(now)
-            } else {
-                LogIndex(
-                    progress
-                        .iter()
-                        .find(|p| p.id == id)
-                        .map_or(0, |p| p.lease_tick_acked),
-                )
-            }
-        });
-        since.0 > 0 && now < since.0 + self.cfg.election_ticks_min - self.cfg.lease_drift_ticks
+        // A quorum echoed a heartbeat sent at `since` or later.
+        let since = self.leader_quorum(Phase::Two, now, |p| p.lease_tick_acked);
+        since > 0 && now < since + self.cfg.election_ticks_min - self.cfg.lease_drift_ticks
     }
 
     fn answer_read(&mut self, origin: ReadOrigin, index: LogIndex, out: &mut Out) {
@@ -162,7 +138,7 @@ impl Raft {
 
     fn reject_read(&mut self, origin: ReadOrigin, reason: RejectReason, out: &mut Out) {
         match origin {
-            ReadOrigin::Local(req) => out.push(Effect::Reject { req, reason }),
+            ReadOrigin::Local(req) => self.refuse(req, reason, out),
             ReadOrigin::Forwarded { from, id } => {
                 let msg = RaftMessage::ReadIndexResponse {
                     term: self.term,
@@ -205,10 +181,7 @@ impl Raft {
         };
         match index {
             Some(index) => out.push(Effect::ReadReady { req: f.req, index }),
-            None => out.push(Effect::Reject {
-                req: f.req,
-                reason: RejectReason::NotLeader { hint: self.leader },
-            }),
+            None => self.refuse(f.req, RejectReason::NotLeader { hint: self.leader }, out),
         }
     }
 
@@ -224,10 +197,7 @@ impl Raft {
             }
             let req = f.req;
             self.forwarded.pop_front();
-            out.push(Effect::Reject {
-                req,
-                reason: RejectReason::NotLeader { hint: self.leader },
-            });
+            self.refuse(req, RejectReason::NotLeader { hint: self.leader }, out);
         }
     }
 }

@@ -7,8 +7,8 @@ use rsm_core::{
     RequestId, Term,
 };
 
-use super::progress::ProgressState;
 use super::{Out, Raft, RaftMessage, State};
+use crate::progress::ProgressState;
 
 impl Raft {
     /// A client proposal. Returns whether the batch should be written and sent now: it is
@@ -16,10 +16,8 @@ impl Raft {
     /// add latency) or the batch is full; otherwise it joins the batch that leaves when
     /// the write in flight completes.
     pub(super) fn propose(&mut self, req: RequestId, command: Bytes, out: &mut Out) -> bool {
-        let reason = if self.state != State::Leader {
-            Some(self.not_leader_reason())
-        } else if let Some(t) = self.transfer {
-            Some(RejectReason::TransferInProgress { target: t.target })
+        let reason = if let Some(reason) = self.leadership_refusal() {
+            Some(reason)
         } else if command.len() > self.cfg.proposal_bytes_max {
             Some(RejectReason::TooLarge {
                 bytes: command.len(),
@@ -34,7 +32,7 @@ impl Raft {
             None
         };
         if let Some(reason) = reason {
-            out.push(Effect::Reject { req, reason });
+            self.refuse(req, reason, out);
             return false;
         }
         let index = self.log.last_index().next();
@@ -45,7 +43,7 @@ impl Raft {
         self.uncommitted_bytes += size;
         self.unflushed_bytes += size;
         out.push(Effect::Proposed { req, index, epoch });
-        let idle = self.stable_index.next() >= self.unflushed;
+        let idle = self.persist.stable_index().next() >= self.unflushed;
         let batched = (index.0 + 1 - self.unflushed.0) as usize;
         idle || batched >= self.cfg.batch_entries_max
             || self.unflushed_bytes >= self.cfg.batch_bytes_max
@@ -151,7 +149,11 @@ impl Raft {
         if !well_formed {
             return;
         }
+        // `receive` made the sender this term's leader, and this replica its follower.
+        debug_assert_eq!(self.state, State::Follower);
+        debug_assert_eq!(self.leader, Some(from));
         let last_new = LogIndex(prev_index.0 + entries.len() as u64);
+        let last_new_term = entries.last().map_or(prev_term, |e| Term(e.epoch.0));
         // Entries at or below the commit index are already here and match (§5.4.1's
         // leader completeness): skip them, so that nothing below a snapshot is looked up.
         if prev_index < self.commit {
@@ -191,7 +193,7 @@ impl Raft {
             }
             if first <= self.log.last_index() {
                 self.log.truncate_from(first);
-                self.forget_stable_after(first.prev());
+                self.persist.forget_after(first.prev());
             }
             let fresh = if k == 0 {
                 entries
@@ -208,6 +210,10 @@ impl Raft {
         if commit > self.commit {
             self.commit = commit;
         }
+        // Log matching (§5.3): the log now holds the leader's entry at `last_new`, so it
+        // matches the leader's through there, and the acknowledgement may say so.
+        debug_assert_eq!(self.log.term_at(last_new), Some(last_new_term));
+        debug_assert!(self.commit <= self.log.last_index());
         self.reply_append(from, true, last_new, LogIndex(0), None, out);
     }
 
@@ -244,7 +250,7 @@ impl Raft {
         if index > self.log.last_index() {
             return None;
         }
-        self.progress[i].recent_active = true;
+        self.progress[i].heard_tick = self.now;
         Some(i)
     }
 
@@ -323,7 +329,7 @@ impl Raft {
                     ProgressState::Probe => p.probe_sent = false,
                     ProgressState::Snapshot => {
                         if let Some(s) = &mut p.snapshot {
-                            s.chunk_sent = false;
+                            s.retry();
                         }
                     }
                     ProgressState::Replicate => {}
@@ -378,7 +384,7 @@ impl Raft {
             return;
         };
         let pr = &mut self.progress[i];
-        pr.recent_active = true;
+        pr.heard_tick = self.now;
         // Echoes of rounds or ticks from the future are bogus; believe only what was sent.
         pr.read_round_acked = pr.read_round_acked.max(read_round.min(self.read_round));
         pr.lease_tick_acked = pr.lease_tick_acked.max(sent_tick.min(self.now));
@@ -393,19 +399,8 @@ impl Raft {
         if self.state != State::Leader {
             return;
         }
-        let me = self.id;
-        let own = self.stable_index;
-        let progress = &self.progress;
-        let q = self.log.membership().0.quorum_value(Phase::Two, |id| {
-            if id == me {
-                own
-            } else {
-                progress
-                    .iter()
-                    .find(|p| p.id == id)
-                    .map_or(LogIndex(0), |p| p.match_index)
-            }
-        });
+        let q = self.leader_quorum(Phase::Two, self.persist.stable_index(), |p| p.match_index);
+        debug_assert!(q <= self.log.last_index(), "no follower is ahead of its leader");
         if q <= self.commit || self.log.term_at(q) != Some(self.term) {
             return;
         }
@@ -418,6 +413,7 @@ impl Raft {
         self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
         let previous = self.commit;
         self.commit = q;
+        debug_assert!(previous < self.commit && self.log.term_at(self.commit) == Some(self.term));
         if first_of_term {
             self.start_read_round(out);
         }

@@ -4,32 +4,23 @@
 use bytes::Bytes;
 use rsm_core::{Effect, LogIndex, NodeId, Persist, SnapshotMeta};
 
-use super::progress::ProgressState;
 use super::{Out, Raft, RaftMessage};
-
-/// A snapshot being received from the leader, chunk by chunk, in order.
-#[derive(Debug)]
-pub(super) struct IncomingSnapshot {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
-}
+use crate::progress::ProgressState;
+use crate::snapshot_transfer::{Received, SnapshotAssembly};
 
 impl Raft {
     pub(super) fn applied_through(&mut self, through: LogIndex, out: &mut Out) {
-        // The host cannot have applied what was never handed to it.
-        let through = through.min(self.applied);
-        if through > self.host_applied {
-            self.host_applied = through;
-        }
+        self.apply.report(through);
+        let host_applied = self.apply.host_applied();
         let threshold = self.cfg.snapshot_entries_threshold;
-        let due = self.host_applied.0 >= self.log.snapshot.index.0 + threshold;
+        let due = host_applied.0 >= self.log.snapshot.index.0 + threshold;
         let not_asked = self
             .snapshot_asked
-            .is_none_or(|asked| self.host_applied.0 >= asked.0 + threshold);
+            .is_none_or(|asked| host_applied.0 >= asked.0 + threshold);
         if due && not_asked {
-            self.snapshot_asked = Some(self.host_applied);
+            self.snapshot_asked = Some(host_applied);
             out.push(Effect::TakeSnapshot {
-                through: self.host_applied,
+                through: host_applied,
             });
         }
     }
@@ -39,7 +30,7 @@ impl Raft {
     /// snapshot's index better than the host.
     pub(super) fn snapshot_taken(&mut self, meta: SnapshotMeta, data: Bytes, out: &mut Out) {
         let index = meta.index;
-        if index <= self.log.snapshot.index || index > self.applied {
+        if index <= self.log.snapshot.index || index > self.apply.applied() {
             return;
         }
         let Some(term) = self.log.term_at(index) else {
@@ -64,32 +55,21 @@ impl Raft {
     }
 
     pub(super) fn send_snapshot_chunk(&mut self, i: usize, out: &mut Out) {
-        let chunk_bytes = self.cfg.snapshot_chunk_bytes as u64;
-        let term = self.term;
+        let newest = (&self.log.snapshot, &self.log.snapshot_data);
         let pr = &mut self.progress[i];
-        let Some(s) = &mut pr.snapshot else {
+        let Some(send) = &mut pr.snapshot else {
             return;
         };
-        if s.chunk_sent {
+        let Some(c) = send.next_chunk(newest, self.cfg.snapshot_chunk_bytes as u64) else {
             return;
-        }
-        if s.offset == 0 && s.meta.index < self.log.snapshot.index {
-            // Nothing sent has been accepted yet: send the newest snapshot instead, so a
-            // follower that was away for long does not need two.
-            s.meta = self.log.snapshot.clone();
-            s.data = self.log.snapshot_data.clone();
-        }
-        let len = s.data.len() as u64;
-        let offset = s.offset.min(len);
-        let end = (offset + chunk_bytes).min(len);
+        };
         let msg = RaftMessage::InstallSnapshot {
-            term,
-            meta: s.meta.clone(),
-            offset,
-            data: s.data.slice(offset as usize..end as usize),
-            done: end == len,
+            term: self.term,
+            meta: c.meta,
+            offset: c.offset,
+            data: c.data,
+            done: c.done,
         };
-        s.chunk_sent = true;
         out.push(Effect::Send { to: pr.id, msg });
     }
 
@@ -110,46 +90,28 @@ impl Raft {
             self.reply_snapshot(from, meta.index, 0, true, out);
             return;
         }
-        if offset == 0 {
-            self.incoming = Some(IncomingSnapshot {
-                meta: meta.clone(),
-                data: Vec::new(),
-            });
-        }
-        let expected = match &self.incoming {
-            Some(inc) if inc.meta == meta => inc.data.len() as u64,
-            _ => 0,
-        };
-        let fits = expected as usize + data.len() <= self.cfg.snapshot_bytes_max;
-        let Some(inc) = self.incoming.as_mut().filter(|inc| inc.meta == meta) else {
-            self.reply_snapshot(from, meta.index, 0, false, out);
-            return;
-        };
-        if offset != expected || !fits {
-            if !fits {
-                self.incoming = None;
+        let received = SnapshotAssembly::receive(
+            &mut self.incoming,
+            &meta,
+            offset,
+            &data,
+            done,
+            self.cfg.snapshot_bytes_max,
+        );
+        let data = match received {
+            Received::More { next_offset } | Received::Refused { next_offset } => {
+                self.reply_snapshot(from, meta.index, next_offset, false, out);
+                return;
             }
-            let next = if fits { expected } else { 0 };
-            self.reply_snapshot(from, meta.index, next, false, out);
-            return;
-        }
-        inc.data.extend_from_slice(&data);
-        if !done {
-            let next = inc.data.len() as u64;
-            self.reply_snapshot(from, meta.index, next, false, out);
-            return;
-        }
-        let Some(inc) = self.incoming.take() else {
-            return;
+            Received::Done(data) => data,
         };
-        let data = Bytes::from(inc.data);
         let keeps_suffix = self
             .log
             .entry(meta.index)
             .is_some_and(|e| e.epoch == meta.epoch);
         self.log.install_snapshot(meta.clone(), data.clone());
         if !keeps_suffix {
-            self.forget_stable_after(meta.index);
+            self.persist.forget_after(meta.index);
         }
         self.persist_log(
             Persist::Snapshot {
@@ -159,8 +121,7 @@ impl Raft {
             out,
         );
         self.commit = meta.index;
-        self.applied = meta.index;
-        self.host_applied = meta.index;
+        self.apply.reset(meta.index);
         self.snapshot_asked = None;
         let index = meta.index;
         out.push(Effect::InstallSnapshot { meta, data });
@@ -212,12 +173,12 @@ impl Raft {
             self.send_append(i, out);
             return;
         } else if pr.state == ProgressState::Snapshot {
-            match &mut pr.snapshot {
-                Some(s) if s.meta.index == index => {
-                    s.offset = next_offset.min(s.data.len() as u64);
-                    s.chunk_sent = false;
-                }
-                _ => return,
+            let taken = pr
+                .snapshot
+                .as_mut()
+                .is_some_and(|s| s.acknowledged(index, next_offset));
+            if !taken {
+                return;
             }
         } else {
             return;

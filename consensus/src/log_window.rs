@@ -9,7 +9,7 @@ use rsm_core::{Entry, EntryKind, Epoch, LogIndex, Membership, SnapshotMeta, Term
 /// The replica's view of its log. Entries are consecutive from `snapshot.index + 1`; their
 /// terms never decrease, which lets lookups by term use binary search.
 #[derive(Debug)]
-pub(crate) struct RaftLog {
+pub(crate) struct LogWindow {
     /// What the latest snapshot covers (index 0 before any snapshot).
     pub snapshot: SnapshotMeta,
     /// The latest snapshot's bytes, kept to send to followers (refcounted, never copied).
@@ -19,7 +19,7 @@ pub(crate) struct RaftLog {
     configs: Vec<(LogIndex, Membership)>,
 }
 
-impl RaftLog {
+impl LogWindow {
     pub fn new(snapshot: SnapshotMeta, snapshot_data: Bytes) -> Self {
         Self {
             snapshot,
@@ -173,8 +173,8 @@ mod tests {
     use super::*;
     use rsm_core::NodeId;
 
-    fn log_with_terms(terms: &[u64]) -> RaftLog {
-        let mut log = RaftLog::new(SnapshotMeta::default(), Bytes::new());
+    fn log_with_terms(terms: &[u64]) -> LogWindow {
+        let mut log = LogWindow::new(SnapshotMeta::default(), Bytes::new());
         for (i, t) in terms.iter().enumerate() {
             log.push(Entry::noop(LogIndex(i as u64 + 1), Epoch(*t)));
         }

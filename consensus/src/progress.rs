@@ -1,9 +1,14 @@
-//! What a leader knows about each follower's log, and the window of appends in flight.
+//! What a leader knows about each follower's log: how far it matches, the window of
+//! appends in flight (bounded by count and by bytes), the snapshot being sent, and when the
+//! follower was last heard from. Any leader-based protocol (Raft, Multi-Paxos, VSR)
+//! replicates this way; [`quorum_value`] asks the one quorum question over it.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use rsm_core::{LogIndex, NodeId, SnapshotMeta};
+use rsm_core::{LogIndex, Membership, NodeId, Phase, SnapshotMeta};
+
+use crate::snapshot_transfer::SnapshotSend;
 
 /// How a leader currently replicates to one follower.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -28,13 +33,24 @@ pub struct ReplicationProgress {
     pub next_index: LogIndex,
 }
 
-/// A snapshot being sent in chunks, one chunk in flight at a time.
-#[derive(Debug)]
-pub(crate) struct SnapshotSend {
-    pub meta: SnapshotMeta,
-    pub data: Bytes,
-    pub offset: u64,
-    pub chunk_sent: bool,
+/// The one quorum question a leader asks of its followers: the greatest value that a
+/// `phase` quorum has reached, counting `own` for the leader itself and `of(progress)` for
+/// each follower (a voter the leader tracks no progress for counts as `T::default()`).
+pub(crate) fn quorum_value<T: Ord + Copy + Default>(
+    membership: &Membership,
+    phase: Phase,
+    me: NodeId,
+    own: T,
+    peers: &[Progress],
+    of: impl Fn(&Progress) -> T,
+) -> T {
+    membership.quorum_value(phase, |id| {
+        if id == me {
+            own
+        } else {
+            peers.iter().find(|p| p.id == id).map_or(T::default(), &of)
+        }
+    })
 }
 
 #[derive(Debug)]
@@ -48,8 +64,8 @@ pub(crate) struct Progress {
     /// Last index and byte size of each append in flight, oldest first.
     inflight: VecDeque<(LogIndex, usize)>,
     inflight_bytes: usize,
-    /// Heard from since the last check-quorum round.
-    pub recent_active: bool,
+    /// The leader's tick when it last heard from the follower (or started tracking it).
+    pub heard_tick: u64,
     /// Acknowledged an append since the last heartbeat: a pipeline that stays silent for a
     /// whole heartbeat interval lost a message and falls back to probing.
     pub acked_since_heartbeat: bool,
@@ -61,7 +77,9 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub fn new(id: NodeId, next_index: LogIndex) -> Self {
+    /// A follower first tracked at tick `now`, to be probed from `next_index`; tracking
+    /// counts as contact, so a new follower gets a whole check-quorum period.
+    pub fn new(id: NodeId, next_index: LogIndex, now: u64) -> Self {
         Self {
             id,
             state: ProgressState::Probe,
@@ -70,7 +88,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
-            recent_active: false,
+            heard_tick: now,
             acked_since_heartbeat: false,
             read_round_acked: 0,
             lease_tick_acked: 0,
@@ -106,12 +124,7 @@ impl Progress {
         self.state = ProgressState::Snapshot;
         self.probe_sent = false;
         self.clear_inflight();
-        self.snapshot = Some(SnapshotSend {
-            meta,
-            data,
-            offset: 0,
-            chunk_sent: false,
-        });
+        self.snapshot = Some(SnapshotSend::new(meta, data));
     }
 
     /// The follower's log regressed below `match_index`: nothing is known to match.
@@ -153,7 +166,6 @@ impl Progress {
 
     /// The follower matches through `index`. Returns whether `match_index` advanced.
     pub fn acknowledge(&mut self, index: LogIndex) -> bool {
-        self.recent_active = true;
         self.acked_since_heartbeat = true;
         while let Some(&(last, bytes)) = self.inflight.front() {
             if last > index {
@@ -184,7 +196,7 @@ mod tests {
 
     #[test]
     fn window_bounds_messages_and_bytes() {
-        let mut p = Progress::new(NodeId(2), LogIndex(1));
+        let mut p = Progress::new(NodeId(2), LogIndex(1), 0);
         p.become_replicate();
         assert!(p.can_send(2, 100));
         p.sent(LogIndex(3), 60);
@@ -200,7 +212,7 @@ mod tests {
 
     #[test]
     fn probe_sends_one_at_a_time() {
-        let mut p = Progress::new(NodeId(2), LogIndex(7));
+        let mut p = Progress::new(NodeId(2), LogIndex(7), 0);
         assert!(p.can_send(4, 100));
         p.sent(LogIndex(9), 10);
         assert!(!p.can_send(4, 100));
