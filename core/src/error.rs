@@ -138,6 +138,16 @@ pub enum PersistError {
     /// Appended entries are not consecutive.
     #[error("appended entries are not consecutive at index {0}")]
     NotConsecutive(u64),
+    /// This storage does not implement the operation (a storage built for log-shaped
+    /// protocols only); it refuses it before writing anything.
+    #[error("this storage does not implement `{op}` writes")]
+    Unsupported {
+        /// The operation refused.
+        op: &'static str,
+    },
+    /// Accepted slots are not in strictly ascending index order.
+    #[error("accepted slots are not in ascending order at index {0}")]
+    NotAscending(u64),
     /// An append or truncation reaches below the snapshot.
     #[error("index {index} is at or below the snapshot index {snapshot}")]
     BelowSnapshot {

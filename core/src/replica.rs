@@ -84,12 +84,23 @@ pub enum Input<M> {
 }
 
 /// One write to durable storage, applied in emission order.
+///
+/// Log-shaped protocols (Raft, VSR) write with `Append`, which discards the suffix it
+/// replaces; slot-shaped ones (Paxos acceptors) write with `Accept`, which leaves holes
+/// and never discards a slot it does not name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Persist {
     /// Write `entries` (consecutive, non-empty) starting at `entries[0].index`, first
     /// discarding every durable entry at that index or above.
     Append {
         /// The entries to write.
+        entries: Vec<Entry>,
+    },
+    /// Write each of `entries` (strictly ascending indexes, each above the snapshot) into
+    /// the slot at its index, replacing whatever that slot held. Slots between them may
+    /// stay empty, and nothing else is discarded, above or below.
+    Accept {
+        /// The slots to write.
         entries: Vec<Entry>,
     },
     /// Discard every durable entry at index `from` or above.
@@ -145,6 +156,20 @@ impl Persist {
                     None => Ok(()),
                 }
             }
+            Persist::Accept { entries } => {
+                if let Some(first) = entries.first()
+                    && first.index <= snapshot_index
+                {
+                    return Err(PersistError::BelowSnapshot {
+                        index: first.index.0,
+                        snapshot: snapshot_index.0,
+                    });
+                }
+                match entries.windows(2).find(|w| w[1].index <= w[0].index) {
+                    Some(w) => Err(PersistError::NotAscending(w[1].index.0)),
+                    None => Ok(()),
+                }
+            }
             Persist::Truncate { from } if *from <= snapshot_index => {
                 Err(PersistError::BelowSnapshot {
                     index: from.0,
@@ -174,13 +199,18 @@ pub struct HardState {
 }
 
 /// Everything a replica made durable: what `Replica::restore` rebuilds from.
+///
+/// Invariant: `entries` are in strictly ascending index order, all above the snapshot's
+/// index. They are consecutive for a protocol that writes only with `Append`; `Accept`
+/// may leave holes. Lookups are a direct offset when the log has no holes and a binary
+/// search otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Durable {
     /// The last hard state written.
     pub hard_state: HardState,
     /// The last snapshot written, with its data.
     pub snapshot: Option<(SnapshotMeta, Bytes)>,
-    /// The log after the snapshot, consecutive.
+    /// The log after the snapshot, ascending by index (see the invariant above).
     pub entries: Vec<Entry>,
 }
 
@@ -198,13 +228,33 @@ impl Durable {
         self.snapshot.as_ref().map_or(LogIndex(0), |(m, _)| m.index)
     }
 
+    /// Whether the log after the snapshot has no holes between its first and last entry.
+    pub fn is_consecutive(&self) -> bool {
+        match (self.entries.first(), self.entries.last()) {
+            (Some(a), Some(b)) => b.index.0 - a.index.0 + 1 == self.entries.len() as u64,
+            _ => true,
+        }
+    }
+
     /// The entry at `index`, if it is in the log.
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        let first = self.entries.first()?.index;
+        self.position(index).ok().map(|k| &self.entries[k])
+    }
+
+    /// Where the entry at `index` is (`Ok`), or where it would go (`Err`).
+    fn position(&self, index: LogIndex) -> Result<usize, usize> {
+        let Some(first) = self.entries.first().map(|e| e.index) else {
+            return Err(0);
+        };
         if index < first {
-            return None;
+            return Err(0);
         }
-        self.entries.get((index.0 - first.0) as usize)
+        // Without holes the offset is exact; with holes it is only a guess to confirm.
+        let guess = (index.0 - first.0) as usize;
+        match self.entries.get(guess) {
+            Some(e) if e.index == index => Ok(guess),
+            _ => self.entries.binary_search_by_key(&index, |e| e.index),
+        }
     }
 
     /// Apply one persist operation with the contract's semantics. Every storage
@@ -217,6 +267,15 @@ impl Durable {
                 if let Some(first) = entries.first() {
                     self.truncate_from(first.index);
                     self.entries.extend(entries.iter().cloned());
+                }
+            }
+            Persist::Accept { entries } => {
+                op.validate(self.last_index(), self.snapshot_index())?;
+                for e in entries {
+                    match self.position(e.index) {
+                        Ok(k) => self.entries[k] = e.clone(),
+                        Err(k) => self.entries.insert(k, e.clone()),
+                    }
                 }
             }
             Persist::Truncate { from } => {
@@ -244,17 +303,13 @@ impl Durable {
     }
 
     fn truncate_from(&mut self, from: LogIndex) {
-        if let Some(first) = self.entries.first().map(|e| e.index) {
-            let keep = from.0.saturating_sub(first.0) as usize;
-            self.entries.truncate(keep);
-        }
+        let keep = self.position(from).unwrap_or_else(|k| k);
+        self.entries.truncate(keep);
     }
 
     fn compact_through(&mut self, through: LogIndex) {
-        if let Some(first) = self.entries.first().map(|e| e.index) {
-            let drop = (through.0 + 1).saturating_sub(first.0) as usize;
-            self.entries.drain(..drop.min(self.entries.len()));
-        }
+        let drop = self.position(through).map_or_else(|k| k, |k| k + 1);
+        self.entries.drain(..drop);
     }
 }
 
@@ -477,5 +532,162 @@ mod tests {
             d.apply(&Persist::Truncate { from: LogIndex(3) }),
             Err(PersistError::BelowSnapshot { .. })
         ));
+    }
+
+    #[test]
+    fn accept_writes_slots_with_holes_and_discards_nothing() {
+        let mut d = Durable::default();
+        d.apply(&Persist::Accept {
+            entries: vec![e(2, 1), e(5, 1)],
+        })
+        .unwrap();
+        assert!(!d.is_consecutive());
+        assert_eq!(d.last_index(), LogIndex(5));
+        assert_eq!(d.entry(LogIndex(3)), None);
+        // A lower slot is filled and a held one replaced; the higher slot stays.
+        d.apply(&Persist::Accept {
+            entries: vec![e(3, 2), e(5, 3)],
+        })
+        .unwrap();
+        assert_eq!(d.entries, vec![e(2, 1), e(3, 2), e(5, 3)]);
+        assert_eq!(d.entry(LogIndex(5)), Some(&e(5, 3)));
+        assert!(matches!(
+            d.apply(&Persist::Accept {
+                entries: vec![e(7, 1), e(7, 1)]
+            }),
+            Err(PersistError::NotAscending(7))
+        ));
+        // Truncation and compaction find their place in a log with holes.
+        d.apply(&Persist::Truncate { from: LogIndex(4) }).unwrap();
+        assert_eq!(d.last_index(), LogIndex(3));
+        let meta = SnapshotMeta {
+            index: LogIndex(2),
+            epoch: Epoch(1),
+            ..Default::default()
+        };
+        d.apply(&Persist::Snapshot {
+            meta,
+            data: Bytes::new(),
+        })
+        .unwrap();
+        assert_eq!(d.entries, vec![e(3, 2)]);
+        assert!(matches!(
+            d.apply(&Persist::Accept {
+                entries: vec![e(2, 4)]
+            }),
+            Err(PersistError::BelowSnapshot { .. })
+        ));
+    }
+
+    /// Durable's log against the plainest model of the contract: a map from index to
+    /// entry, with every operation (appends, slot writes with holes, truncation,
+    /// snapshots, compaction) in random order.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Append(u64, u64),
+            Accept(Vec<u64>),
+            Truncate(u64),
+            Snapshot(u64, bool),
+            Compact(u64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (1u64..40, 1u64..5).prop_map(|(i, n)| Op::Append(i, n)),
+                proptest::collection::btree_set(1u64..40, 1..5)
+                    .prop_map(|s| Op::Accept(s.into_iter().collect())),
+                (1u64..40).prop_map(Op::Truncate),
+                (1u64..40, any::<bool>()).prop_map(|(i, m)| Op::Snapshot(i, m)),
+                (1u64..40).prop_map(Op::Compact),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn durable_agrees_with_a_map_of_slots(ops in proptest::collection::vec(op(), 1..40)) {
+                let mut d = Durable::default();
+                let mut slots: BTreeMap<u64, Entry> = BTreeMap::new();
+                let mut snap = 0u64;
+                for (k, op) in ops.into_iter().enumerate() {
+                    let epoch = k as u64 + 1;
+                    let p = match &op {
+                        Op::Append(i, n) => Persist::Append {
+                            entries: (*i..i + n).map(|j| e(j, epoch)).collect(),
+                        },
+                        Op::Accept(idx) => Persist::Accept {
+                            entries: idx.iter().map(|&j| e(j, epoch)).collect(),
+                        },
+                        Op::Truncate(i) => Persist::Truncate { from: LogIndex(*i) },
+                        Op::Snapshot(i, matching) => {
+                            let held = slots.get(i).map(|x| x.epoch);
+                            let epoch = if *matching { held.unwrap_or(Epoch(0)) } else { Epoch(999) };
+                            Persist::Snapshot {
+                                meta: SnapshotMeta { index: LogIndex(*i), epoch, ..Default::default() },
+                                data: Bytes::new(),
+                            }
+                        }
+                        Op::Compact(i) => Persist::Compact { through: LogIndex(*i) },
+                    };
+                    let last = slots.keys().next_back().copied().unwrap_or(snap);
+                    let ok = d.apply(&p).is_ok();
+                    // The model: what each operation does to a map of slots.
+                    let model_ok = match &op {
+                        Op::Append(i, n) => {
+                            let fits = *i > snap && *i <= last + 1;
+                            if fits {
+                                slots.retain(|&j, _| j < *i);
+                                for j in *i..i + n {
+                                    slots.insert(j, e(j, epoch));
+                                }
+                            }
+                            fits
+                        }
+                        Op::Accept(idx) => {
+                            let fits = idx[0] > snap;
+                            if fits {
+                                for &j in idx {
+                                    slots.insert(j, e(j, epoch));
+                                }
+                            }
+                            fits
+                        }
+                        Op::Truncate(i) => {
+                            let fits = *i > snap;
+                            if fits {
+                                slots.retain(|&j, _| j < *i);
+                            }
+                            fits
+                        }
+                        Op::Snapshot(i, _) => {
+                            let Persist::Snapshot { meta, .. } = &p else { unreachable!() };
+                            if slots.get(i).is_some_and(|x| x.epoch == meta.epoch) {
+                                slots.retain(|&j, _| j > *i);
+                            } else {
+                                slots.clear();
+                            }
+                            snap = *i;
+                            true
+                        }
+                        Op::Compact(i) => {
+                            let through = (*i).min(snap);
+                            slots.retain(|&j, _| j > through);
+                            true
+                        }
+                    };
+                    prop_assert_eq!(ok, model_ok, "{:?}", op);
+                    let want: Vec<Entry> = slots.values().cloned().collect();
+                    prop_assert_eq!(&d.entries, &want);
+                    prop_assert_eq!(d.snapshot_index(), LogIndex(snap));
+                    for j in 0..45 {
+                        prop_assert_eq!(d.entry(LogIndex(j)), slots.get(&j));
+                    }
+                }
+            }
+        }
     }
 }

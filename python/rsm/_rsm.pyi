@@ -8,7 +8,7 @@ Role = Literal[
     "follower", "pre_candidate", "candidate", "leader", "learner", "recovering", "removed"
 ]
 EntryKind = Literal["command", "noop", "config"]
-PersistKind = Literal["append", "truncate", "hard_state", "snapshot", "compact"]
+PersistKind = Literal["append", "accept", "truncate", "hard_state", "snapshot", "compact"]
 RejectReason = Literal[
     "not_leader",
     "transfer_in_progress",

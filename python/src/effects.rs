@@ -61,11 +61,12 @@ value_methods!(Persist, [seq, kind], {
         self.seq
     }
 
-    /// `"append"`, `"truncate"`, `"hard_state"`, `"snapshot"` or `"compact"`.
+    /// `"append"`, `"accept"`, `"truncate"`, `"hard_state"`, `"snapshot"` or `"compact"`.
     #[getter]
     fn kind(&self) -> &'static str {
         match self.op {
             rsm_core::Persist::Append { .. } => "append",
+            rsm_core::Persist::Accept { .. } => "accept",
             rsm_core::Persist::Truncate { .. } => "truncate",
             rsm_core::Persist::HardState(_) => "hard_state",
             rsm_core::Persist::Snapshot { .. } => "snapshot",
@@ -81,11 +82,11 @@ value_methods!(Persist, [seq, kind], {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// The entries an `"append"` writes; empty for other kinds.
+    /// The entries an `"append"` or `"accept"` writes; empty for other kinds.
     #[getter]
     fn entries(&self) -> Vec<Entry> {
         match &self.op {
-            rsm_core::Persist::Append { entries } => {
+            rsm_core::Persist::Append { entries } | rsm_core::Persist::Accept { entries } => {
                 entries.iter().map(|e| Entry { inner: e.clone() }).collect()
             }
             _ => Vec::new(),

@@ -95,11 +95,19 @@ pub fn hard_state(hs: &HardState, epoch_prefix: &str) -> String {
     s
 }
 
-/// One persist operation: `append i5..7 t2`, `truncate i5`, `hard t2 vote=1 commit=i4`,
-/// `snapshot i9 t2`, `compact i9`.
+/// One persist operation: `append i5..7 t2`, `accept i3/t2 i7/t2`, `truncate i5`,
+/// `hard t2 vote=1 commit=i4`, `snapshot i9 t2`, `compact i9`.
 pub fn persist(op: &Persist, epoch_prefix: &str) -> String {
     match op {
         Persist::Append { entries: es } => format!("append {}", entries(es, epoch_prefix)),
+        // Slots may have holes, so each names its own index.
+        Persist::Accept { entries: es } => {
+            let mut s = "accept".to_string();
+            for e in es {
+                let _ = write!(s, " i{}/{}", e.index.0, epoch(e.epoch, epoch_prefix));
+            }
+            s
+        }
         Persist::Truncate { from } => format!("truncate i{}", from.0),
         Persist::HardState(hs) => format!("hard {}", hard_state(hs, epoch_prefix)),
         Persist::Snapshot { meta, .. } => {

@@ -29,7 +29,8 @@ pub struct CrashDamage {
     pub lost: usize,
     /// Unsynced writes that reached the disk whole before the crash.
     pub survived: usize,
-    /// Whether the next write reached the disk torn (an append keeping a prefix).
+    /// Whether the next write reached the disk torn (an append or accept keeping a
+    /// prefix of its entries).
     pub torn: bool,
 }
 
@@ -116,15 +117,26 @@ impl Disk {
                 damage.survived += 1;
             }
         }
-        if tear
-            && let Some((_, Persist::Append { entries })) = iter.next()
-            && entries.len() >= 2
-        {
-            let cut = rng.range(1, entries.len() as u64) as usize;
-            let torn = Persist::Append {
-                entries: entries[..cut].to_vec(),
+        if tear && let Some((_, op)) = iter.next() {
+            // A multi-entry write tears after some of its entries, whichever kind it is.
+            let torn = match op {
+                Persist::Append { entries } if entries.len() >= 2 => {
+                    let cut = rng.range(1, entries.len() as u64) as usize;
+                    Some(Persist::Append {
+                        entries: entries[..cut].to_vec(),
+                    })
+                }
+                Persist::Accept { entries } if entries.len() >= 2 => {
+                    let cut = rng.range(1, entries.len() as u64) as usize;
+                    Some(Persist::Accept {
+                        entries: entries[..cut].to_vec(),
+                    })
+                }
+                _ => None,
             };
-            damage.torn = self.durable.apply(&torn).is_ok();
+            if let Some(torn) = torn {
+                damage.torn = self.durable.apply(&torn).is_ok();
+            }
         }
         damage.lost = total - damage.survived;
         self.synced_through = PersistSeq(0);
@@ -222,6 +234,35 @@ mod tests {
             }
         }
         assert!(torn_seen, "some seed tears the append");
+    }
+
+    #[test]
+    fn a_torn_accept_keeps_a_prefix_of_its_slots_and_every_slot_below() {
+        let slots = |idx: &[u64]| Persist::Accept {
+            entries: idx
+                .iter()
+                .map(|&i| Entry::command(LogIndex(i), Epoch(2), Bytes::from(vec![i as u8])))
+                .collect(),
+        };
+        let mut torn_seen = false;
+        for seed in 0..64 {
+            let mut d = Disk::new();
+            d.queue(PersistSeq(1), slots(&[2, 9]));
+            assert!(d.start_sync());
+            assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(1))));
+            d.queue(PersistSeq(2), slots(&[4, 5, 12]));
+            let damage = d.crash(&mut Prng::new(seed), true);
+            let held: Vec<u64> = d.durable().entries.iter().map(|e| e.index.0).collect();
+            assert!(
+                held.starts_with(&[2]) && held.contains(&9),
+                "durable slots survive"
+            );
+            if damage.torn {
+                torn_seen = true;
+                assert!(held == [2, 4, 9] || held == [2, 4, 5, 9], "kept {held:?}");
+            }
+        }
+        assert!(torn_seen, "some seed tears the accept");
     }
 
     #[test]
