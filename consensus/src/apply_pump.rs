@@ -66,7 +66,11 @@ impl ApplyPump {
             let hi = LogIndex(target.0.min(self.applied.0 + batch_entries_max as u64));
             let mut entries = Vec::with_capacity((hi.0 - self.applied.0) as usize);
             entries.extend(log.range(self.applied.next(), hi).cloned());
-            debug_assert_eq!(entries.len() as u64, hi.0 - self.applied.0, "a hole below commit");
+            debug_assert_eq!(
+                entries.len() as u64,
+                hi.0 - self.applied.0,
+                "a hole below commit"
+            );
             self.applied = hi;
             out.push(Effect::Apply { entries });
         }

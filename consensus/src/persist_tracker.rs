@@ -135,7 +135,11 @@ mod tests {
         // Index 2 is overwritten before its first write is durable.
         t.forget_after(LogIndex(1));
         assert!(t.persisted(b));
-        assert_eq!(t.stable_index(), LogIndex(1), "the old write covers nothing now");
+        assert_eq!(
+            t.stable_index(),
+            LogIndex(1),
+            "the old write covers nothing now"
+        );
         assert!(!t.persisted(PersistSeq(9)), "never emitted: nothing new");
         assert!(t.is_durable(b) && !t.is_durable(PersistSeq(3)));
     }

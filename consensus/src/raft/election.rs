@@ -216,7 +216,8 @@ impl Raft {
         debug_assert_eq!(self.state, State::Candidate, "only a candidate wins");
         debug_assert_eq!(self.vote, Some(self.id), "a candidate votes for itself");
         debug_assert!(
-            self.own_vote_seq.is_some_and(|s| self.persist.is_durable(s)),
+            self.own_vote_seq
+                .is_some_and(|s| self.persist.is_durable(s)),
             "a leader's own vote is durable"
         );
         self.state = State::Leader;

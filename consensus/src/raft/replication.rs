@@ -400,7 +400,10 @@ impl Raft {
             return;
         }
         let q = self.leader_quorum(Phase::Two, self.persist.stable_index(), |p| p.match_index);
-        debug_assert!(q <= self.log.last_index(), "no follower is ahead of its leader");
+        debug_assert!(
+            q <= self.log.last_index(),
+            "no follower is ahead of its leader"
+        );
         if q <= self.commit || self.log.term_at(q) != Some(self.term) {
             return;
         }
