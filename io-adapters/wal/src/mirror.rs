@@ -55,6 +55,7 @@ impl Mirror {
         let last = self.last_index();
         match op {
             Persist::Append { entries } => entries.last().map_or(last, |e| e.index),
+            Persist::Accept { entries } => entries.last().map_or(last, |e| last.max(e.index)),
             Persist::Truncate { from } => last.min(from.prev()).max(self.snapshot_index()),
             Persist::Snapshot { meta, .. } if self.keeps_suffix(meta) => last.max(meta.index),
             Persist::Snapshot { meta, .. } => meta.index,

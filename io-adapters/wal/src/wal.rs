@@ -8,7 +8,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rsm_core::{Durable, Entry, LogIndex, Persist, SnapshotMeta};
+use rsm_core::{Durable, Entry, LogIndex, Persist, PersistError, SnapshotMeta};
 use serde::Serialize;
 
 use crate::config::WalConfig;
@@ -337,6 +337,14 @@ impl Wal {
                 };
                 check_body_size(&record, limit)?;
             }
+            // Slot writes need a record type, a mirror with holes and a replay that keeps
+            // compaction sound for them; until then they are refused before anything is
+            // written.
+            Persist::Accept { .. } => {
+                return Err(WalError::Persist(PersistError::Unsupported {
+                    op: "accept",
+                }));
+            }
             Persist::Truncate { .. } | Persist::HardState(_) | Persist::Compact { .. } => {}
         }
         Ok(())
@@ -346,6 +354,9 @@ impl Wal {
         match op {
             Persist::Append { entries } if !entries.is_empty() => self.write_append(entries),
             Persist::Append { .. } => Ok(()),
+            Persist::Accept { .. } => Err(WalError::Persist(PersistError::Unsupported {
+                op: "accept",
+            })),
             Persist::Truncate { from } => {
                 // Truncating past the end changes nothing, so it needs no record.
                 if *from <= self.mirror.last_index() {
