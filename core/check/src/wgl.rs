@@ -16,10 +16,11 @@
 //! - Values nobody observes (no read returned them, no compare-and-swap expected them) are
 //!   one state: they cannot be told apart, so configurations that differ only in which
 //!   unobserved write came last are one configuration.
-//! - An indeterminate operation is linearized only when some pending operation needs the
-//!   value it writes or refuses the value it replaces: otherwise leaving it out (it may
-//!   never have happened) does at least as well, so the configurations where it is in are
-//!   not explored.
+//! - An indeterminate operation is linearized only when an enabled operation (one whose
+//!   call comes before the first pending return) needs the value it writes or refuses the
+//!   value it replaces. Otherwise the next operation of any completion either overwrites
+//!   it (so leaving it out, as it may never have happened, does as well), or could go
+//!   first: the configurations where it goes in now are not explored.
 //! - Observations (reads, refused compare-and-swaps) never change the state, so linearizing
 //!   one as soon as it fits is never worse than waiting: the search takes it without
 //!   branching, and a configuration whose observation leads to a known dead end is itself
@@ -162,50 +163,6 @@ impl Step {
             Step::CasRefused(v) => Some(v),
             _ => None,
         }
-    }
-}
-
-/// How many operations not yet linearized need each value, or need it absent: an
-/// indeterminate operation is only worth linearizing when its new value is needed or the
-/// value it replaces is refused (otherwise leaving it out does at least as well).
-struct Pending {
-    needed: Vec<u32>,
-    refused: Vec<u32>,
-}
-
-impl Pending {
-    fn new(steps: &[Option<Step>]) -> Self {
-        let codes = steps
-            .iter()
-            .flatten()
-            .flat_map(|s| match *s {
-                Step::Read(a) | Step::Write(a) | Step::CasRefused(a) => [a, a],
-                Step::CasSwapped(a, b) | Step::CasMaybe(a, b) => [a, b],
-            })
-            .max()
-            .map_or(2, |m| m as usize + 1);
-        let mut p = Self {
-            needed: vec![0; codes],
-            refused: vec![0; codes],
-        };
-        for s in steps.iter().flatten() {
-            p.add(*s, 1);
-        }
-        p
-    }
-
-    fn add(&mut self, s: Step, d: i32) {
-        if let Some(v) = s.needs() {
-            self.needed[v as usize] = self.needed[v as usize].wrapping_add_signed(d);
-        }
-        if let Some(v) = s.refuses() {
-            self.refused[v as usize] = self.refused[v as usize].wrapping_add_signed(d);
-        }
-    }
-
-    /// Whether moving the register from `from` to `to` can help anything still pending.
-    fn worth(&self, from: u32, to: u32) -> bool {
-        from != to && (self.needed[to as usize] > 0 || self.refused[from as usize] > 0)
     }
 }
 
@@ -414,7 +371,11 @@ pub(crate) fn search(ops: &[Operation], limits: &Limits<'_>) -> (Found, Stats) {
     let mut zob = 0u64;
     let mut key: Vec<u32> = Vec::new();
 
-    let mut pending = Pending::new(&steps_of);
+    // What the enabled operations need and refuse, recomputed when the configuration
+    // changes and an indeterminate operation is considered.
+    let mut enabled_needs: Vec<u32> = Vec::new();
+    let mut enabled_refuses_state = false;
+    let mut enabled_valid = false;
     let mut stack: Vec<Frame> = Vec::with_capacity(n_ops);
     let mut state = ABSENT;
     let mut remaining = determinate;
@@ -446,9 +407,24 @@ pub(crate) fn search(ops: &[Operation], limits: &Limits<'_>) -> (Found, Stats) {
         if entry != tail && !events[entry - 1].1 {
             let op = events[entry - 1].2 as usize;
             let step = steps_of[op].expect("only encoded operations have events");
-            let after = step
-                .apply(state)
-                .filter(|&after| rank[op] & INDETERMINATE == 0 || pending.worth(state, after));
+            if rank[op] & INDETERMINATE != 0 && !enabled_valid {
+                // What the enabled operations (calls before the first pending return)
+                // need and refuse, in this configuration.
+                enabled_needs.clear();
+                enabled_refuses_state = false;
+                let mut x = next[HEAD] as usize;
+                while x != tail && !events[x - 1].1 {
+                    let s = steps_of[events[x - 1].2 as usize].expect("listed ops are encoded");
+                    enabled_needs.extend(s.needs());
+                    enabled_refuses_state |= s.refuses() == Some(state);
+                    x = next[x] as usize;
+                }
+                enabled_valid = true;
+            }
+            let after = step.apply(state).filter(|&after| {
+                rank[op] & INDETERMINATE == 0
+                    || (after != state && (enabled_refuses_state || enabled_needs.contains(&after)))
+            });
             if let Some(after) = after {
                 // Linearize `op` tentatively.
                 let before = prefix;
@@ -485,7 +461,7 @@ pub(crate) fn search(ops: &[Operation], limits: &Limits<'_>) -> (Found, Stats) {
                             forced: step.observes(),
                         });
                         stats.linearized_max = stats.linearized_max.max(stack.len());
-                        pending.add(step, -1);
+                        enabled_valid = false;
                         state = after;
                         unlink(&mut next, &mut prev, call_node[op]);
                         if ret_node[op] != u32::MAX {
@@ -546,7 +522,7 @@ pub(crate) fn search(ops: &[Operation], limits: &Limits<'_>) -> (Found, Stats) {
                 &mut indet_bits,
             );
             zob ^= zobrist[op];
-            pending.add(steps_of[op].expect("linearized operations are encoded"), 1);
+            enabled_valid = false;
             state = f.state;
             if ret_node[op] != u32::MAX {
                 relink(&mut next, &mut prev, ret_node[op]);
