@@ -1,6 +1,7 @@
 //! Linearizability checker time on deterministic synthetic histories: 10,000 operations
 //! by 10 clients on 10 keys and on one key, linearizable and with one stale read (late on
-//! 10 keys, early on one key), and 100,000 linearizable operations on one key. Failing histories are timed both for the verdict
+//! 10 keys, early on one key). 100,000 operations on one key are left out: that search
+//! still ends `Inconclusive` at the default memory budget (see BENCHMARKS.md). Failing histories are timed both for the verdict
 //! alone and for the verdict with its shrunk counterexample; the 10-key histories also on
 //! one thread, the figure to hold against a single-threaded checker.
 //!
@@ -84,13 +85,6 @@ fn bench_check(c: &mut Criterion) {
             ],
         );
     }
-    let long = synthetic_history(SEED, CLIENTS, 1, 100_000);
-    bench_one(
-        c,
-        "check_100k_ops_1_key_linearizable",
-        &long,
-        &[("one_thread", one(CheckMode::Verdict))],
-    );
 }
 
 criterion_group!(benches, bench_check);
