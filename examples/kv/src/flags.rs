@@ -22,7 +22,7 @@ use clap_complete::Shell;
 use rsm_core::NodeId;
 
 use crate::data_dir::StartMode;
-use crate::server::{Protocol, ServerConfig};
+use crate::server::{PeerTransport, Protocol, ServerConfig};
 
 /// Resolve `HOST:PORT` (an IP address or a hostname) to the first address it names.
 pub fn resolve(s: &str) -> Result<SocketAddr, String> {
@@ -158,6 +158,13 @@ pub struct ServerArgs {
     /// Peers of another cluster id are refused
     #[arg(long, env = "RSM_CLUSTER_ID", default_value_t = 1)]
     pub cluster_id: u64,
+    /// How servers reach each other: tcp, or shm (shared-memory rings, for servers on one
+    /// machine)
+    #[arg(long, env = "RSM_TRANSPORT", default_value = "tcp", value_parser = ["tcp", "shm"])]
+    pub transport: String,
+    /// Where shm servers listen, one Unix socket each [default: the temporary directory]
+    #[arg(long, env = "RSM_SHM_DIR", value_name = "DIR")]
+    pub shm_dir: Option<PathBuf>,
     /// Real length of one logical tick, in milliseconds
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub tick_ms: u64,
@@ -204,6 +211,12 @@ impl ServerArgs {
         config.clients.insert(id, client_listen);
         config.protocol = self.protocol;
         config.cluster_id = self.cluster_id;
+        config.transport = match self.transport.as_str() {
+            "shm" => PeerTransport::Shm {
+                dir: self.shm_dir.clone().unwrap_or_else(std::env::temp_dir),
+            },
+            _ => PeerTransport::Tcp,
+        };
         config.tick = Duration::from_millis(self.tick_ms);
         config.election_ticks_min = self.election_ticks_min;
         config.election_ticks_max = self.election_ticks_max;

@@ -1,4 +1,5 @@
-//! One replicated KV server: a consensus replica with its write-ahead log and TCP transport,
+//! One replicated KV server: a consensus replica with its write-ahead log and peer transport
+//! (TCP, or shared-memory rings between servers on one machine),
 //! the node loop on a thread of its own, and a client port.
 //!
 //! Threads: the node loop runs on a dedicated thread (its fsyncs block only it); peer
@@ -16,9 +17,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsm_consensus::{Raft, RaftConfig};
+use rsm_core::Transport;
 use rsm_core::kv::KvStore;
 use rsm_core::{Codec, Durable, Membership, NodeId, Replica};
 use rsm_driver::{Client, DriverConfig, NodeCore, NodeError, NodeRunner, TokioTicker};
+use rsm_rdma::{RdmaError, Shm, ShmConfig, ShmTransport};
 use rsm_tcp::{TcpConfig, TcpError, TcpTransport};
 use rsm_wal::{Wal, WalConfig, WalError};
 use tokio::net::{TcpListener, TcpStream};
@@ -67,6 +70,50 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// How servers reach each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerTransport {
+    /// rsm-tcp, at the addresses in `peers`.
+    Tcp,
+    /// rsm-rdma's shared-memory ring, for servers on one machine: server `id` of cluster
+    /// `c` listens on the Unix socket `dir/rsm-kv-c-id.sock`.
+    Shm {
+        /// Where the servers' sockets live.
+        dir: PathBuf,
+    },
+}
+
+/// A started peer transport of either kind.
+#[derive(Debug)]
+enum Peers {
+    Tcp(TcpTransport),
+    Shm(ShmTransport, SocketAddr),
+}
+
+impl Peers {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Peers::Tcp(t) => t.local_addr(),
+            // Reported for symmetry; shared-memory peers never use it.
+            Peers::Shm(_, listen) => *listen,
+        }
+    }
+}
+
+impl Transport for Peers {
+    fn send(&self, to: NodeId, message: Bytes) {
+        match self {
+            Peers::Tcp(t) => t.send(to, message),
+            Peers::Shm(t, _) => t.send(to, message),
+        }
+    }
+}
+
+/// The socket a shared-memory server listens on.
+fn shm_socket(dir: &std::path::Path, cluster_id: u64, id: NodeId) -> PathBuf {
+    dir.join(format!("rsm-kv-{cluster_id}-{}.sock", id.get()))
+}
+
 /// Everything one server needs. Build it with [`ServerConfig::new`] and adjust fields.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -91,6 +138,8 @@ pub struct ServerConfig {
     pub protocol: Protocol,
     /// Peers of another cluster id are refused by the transport.
     pub cluster_id: u64,
+    /// How servers reach each other.
+    pub transport: PeerTransport,
     /// Real length of one logical tick.
     pub tick: Duration,
     /// Shortest election timeout, in ticks.
@@ -134,6 +183,7 @@ impl ServerConfig {
             start: StartMode::Restart,
             protocol: Protocol::Raft,
             cluster_id: 1,
+            transport: PeerTransport::Tcp,
             tick: Duration::from_millis(10),
             election_ticks_min: 30,
             election_ticks_max: 60,
@@ -197,6 +247,9 @@ pub enum ServerError {
     /// The peer transport could not start.
     #[error("peer transport: {0}")]
     Tcp(#[from] TcpError),
+    /// The shared-memory peer transport could not start.
+    #[error("shared-memory peer transport: {0}")]
+    Ring(#[from] RdmaError),
     /// A socket, thread or runtime could not be set up.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -242,15 +295,31 @@ async fn serve(
     ready: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
     let (inbound_tx, inbound_rx) = async_channel::bounded(config.peer_inbound_queue_max);
-    let others = config
-        .peers
-        .iter()
-        .filter(|(id, _)| **id != config.id)
-        .map(|(id, addr)| (*id, *addr))
-        .collect();
-    let mut tcp = TcpConfig::new(config.id, config.cluster_id, config.listen, others);
-    tcp.frame_bytes_max = config.frame_bytes_max;
-    let transport = TcpTransport::start(tcp, inbound_tx).await?;
+    let transport = match &config.transport {
+        PeerTransport::Tcp => {
+            let others = config
+                .peers
+                .iter()
+                .filter(|(id, _)| **id != config.id)
+                .map(|(id, addr)| (*id, *addr))
+                .collect();
+            let mut tcp = TcpConfig::new(config.id, config.cluster_id, config.listen, others);
+            tcp.frame_bytes_max = config.frame_bytes_max;
+            Peers::Tcp(TcpTransport::start(tcp, inbound_tx).await?)
+        }
+        PeerTransport::Shm { dir } => {
+            let socket = |id| shm_socket(dir, config.cluster_id, id);
+            let others = config
+                .peers
+                .keys()
+                .filter(|id| **id != config.id)
+                .map(|id| (*id, socket(*id)))
+                .collect();
+            let mut shm = ShmConfig::new(config.id, config.cluster_id, socket(config.id), others);
+            shm.frame_bytes_max = config.frame_bytes_max;
+            Peers::Shm(ShmTransport::start(Shm, shm, inbound_tx)?, config.listen)
+        }
+    };
     let disk = Arc::new(DiskCounters::default());
     let storage = WalStorage::new(wal, disk.clone());
     let board = Arc::new(StatusBoard::default());
@@ -281,7 +350,7 @@ async fn serve(
     }
 }
 
-type KvCore<R> = NodeCore<R, WalStorage, TcpTransport, KvStore>;
+type KvCore<R> = NodeCore<R, WalStorage, Peers, KvStore>;
 
 async fn run_node<R>(
     config: &ServerConfig,

@@ -1,4 +1,4 @@
-//! End to end: three `rsm-kv-server` processes on loopback serve a client workload while
+//! End to end, over TCP and over shared-memory rings: three `rsm-kv-server` processes serve a client workload while
 //! the leader is killed with SIGKILL and restarted, and a follower is paused with SIGSTOP
 //! and resumed. The recorded history, closed by a final read of every key, must be
 //! linearizable (so no acknowledged write was lost), and every server must catch up.
@@ -26,6 +26,23 @@ const OPS_PER_PHASE: u64 = 60;
 
 #[test]
 fn leader_restart_and_paused_follower_keep_the_history_linearizable() {
+    run_e2e(Vec::new());
+}
+
+/// The same scenario with the servers connected by shared-memory rings (rsm-rdma).
+#[test]
+fn the_same_holds_over_shared_memory_rings() {
+    let sockets = tempfile::tempdir().unwrap();
+    let dir = sockets.path().display().to_string();
+    run_e2e(vec![
+        "--transport".into(),
+        "shm".into(),
+        "--shm-dir".into(),
+        dir,
+    ]);
+}
+
+fn run_e2e(extra_args: Vec<String>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,7 +53,7 @@ fn leader_restart_and_paused_follower_keep_the_history_linearizable() {
         program: env!("CARGO_BIN_EXE_rsm-kv-server").into(),
         args: Vec::new(),
     };
-    let mut cluster = LocalCluster::start(program, 3, None, Vec::new()).unwrap();
+    let mut cluster = LocalCluster::start(program, 3, None, extra_args).unwrap();
     let outcome =
         runtime.block_on(async { tokio::time::timeout(TEST_LIMIT, scenario(&mut cluster)).await });
     let logs = server_logs(&cluster);
