@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use rsm_consensus::{ProgressState, RaftMessage};
 use rsm_core::{
-    Bytes, Effect, EntryKind, Epoch, Input, LogIndex, Membership, NodeId, Persist, Prng,
+    Bytes, Durable, Effect, EntryKind, Epoch, Input, LogIndex, Membership, NodeId, Persist, Prng,
     RejectReason, Replica, RequestId, Role, SnapshotMeta, Term,
 };
 
@@ -319,6 +319,54 @@ mod s7_snapshots {
             (s.commit, s.applied, s.last_index),
             (LogIndex(10), LogIndex(10), LogIndex(10))
         );
+    }
+
+    /// §7: "If existing log entry has same index and term as snapshot's last included
+    /// entry, retain log entries following it"; otherwise discard the entire log. A stored
+    /// snapshot keeps the entries above it, so the follower truncates them first.
+    #[test]
+    fn a_snapshot_over_a_conflicting_log_discards_the_suffix_and_over_a_matching_one_keeps_it() {
+        for (snapshot_term, truncated) in [(1, false), (2, true)] {
+            let mut r = replica(config(2, &[1, 2, 3]));
+            let entries: Vec<(u64, u64)> = (1..=12).map(|i| (i, 1)).collect();
+            let fx = recv(&mut r, 1, append(1, (0, 0), &entries, 0));
+            let mut durable = Durable::default();
+            let mut all = persist_settle(&mut r, fx);
+            let meta = SnapshotMeta {
+                index: LogIndex(10),
+                epoch: Epoch(snapshot_term),
+                membership: membership(&[1, 2, 3], &[]),
+            };
+            let fx = recv(
+                &mut r,
+                1,
+                RaftMessage::InstallSnapshot {
+                    term: Term(2),
+                    meta,
+                    offset: 0,
+                    data: Bytes::from_static(b"state"),
+                    done: true,
+                },
+            );
+            let ops: Vec<Persist> = persists(&fx).into_iter().map(|(_, op)| op).collect();
+            let truncate = Persist::Truncate { from: LogIndex(11) };
+            assert_eq!(ops.contains(&truncate), truncated, "{ops:?}");
+            if truncated {
+                let at = |f: fn(&Persist) -> bool| ops.iter().position(f);
+                assert!(
+                    at(|op| matches!(op, Persist::Truncate { .. }))
+                        < at(|op| matches!(op, Persist::Snapshot { .. })),
+                    "the truncation is written before the snapshot: {ops:?}"
+                );
+            }
+            all.extend(persist_settle(&mut r, fx));
+            for (_, op) in persists(&all) {
+                durable.apply(&op).unwrap();
+            }
+            let kept = if truncated { 10 } else { 12 };
+            assert_eq!(durable.last_index(), LogIndex(kept));
+            assert_eq!(r.status().last_index, LogIndex(kept));
+        }
     }
 
     #[test]

@@ -148,12 +148,20 @@ pub enum PersistError {
     /// Accepted slots are not in strictly ascending index order.
     #[error("accepted slots are not in ascending order at index {0}")]
     NotAscending(u64),
-    /// An append or truncation reaches below the snapshot.
+    /// An append, slot write or truncation reaches below the snapshot.
     #[error("index {index} is at or below the snapshot index {snapshot}")]
     BelowSnapshot {
         /// The offending index.
         index: u64,
         /// The snapshot's last index.
+        snapshot: u64,
+    },
+    /// A snapshot would replace a newer one: the state it holds never moves backwards.
+    #[error("a snapshot through {index} would replace the newer one through {snapshot}")]
+    SnapshotBehind {
+        /// The new snapshot's last index.
+        index: u64,
+        /// The stored snapshot's last index.
         snapshot: u64,
     },
 }

@@ -110,8 +110,13 @@ pub enum Persist {
     },
     /// Replace the hard state.
     HardState(HardState),
-    /// Store a snapshot; entries at or below `meta.index` are discarded, and if the log
-    /// does not hold `meta.index` with `meta.epoch`, the whole log is discarded.
+    /// Store a snapshot, replacing the previous one (whose index must not be higher), and
+    /// discard every entry at or below `meta.index`. Entries above it are kept whatever the log holds at `meta.index`:
+    /// a Paxos acceptor must never forget a slot it accepted above a snapshot it received.
+    /// A log-shaped protocol whose entries above the snapshot may disagree with it (a Raft
+    /// follower installing a leader's snapshot over a conflicting log) discards them
+    /// itself with `Truncate { from: meta.index + 1 }`, written before the snapshot so that
+    /// a crash between the two leaves a log the protocol could have had.
     Snapshot {
         /// What the snapshot covers.
         meta: SnapshotMeta,
@@ -173,6 +178,12 @@ impl Persist {
             Persist::Truncate { from } if *from <= snapshot_index => {
                 Err(PersistError::BelowSnapshot {
                     index: from.0,
+                    snapshot: snapshot_index.0,
+                })
+            }
+            Persist::Snapshot { meta, .. } if meta.index < snapshot_index => {
+                Err(PersistError::SnapshotBehind {
+                    index: meta.index.0,
                     snapshot: snapshot_index.0,
                 })
             }
@@ -271,12 +282,19 @@ impl Durable {
             }
             Persist::Accept { entries } => {
                 op.validate(self.last_index(), self.snapshot_index())?;
-                for e in entries {
+                // The slots are ascending, so those past the log's end (the common case
+                // for an acceptor following its leader) are a suffix that goes on the end
+                // without a search.
+                let end = self.entries.last().map_or(LogIndex(0), |e| e.index);
+                let (within, past_end) =
+                    entries.split_at(entries.partition_point(|e| e.index <= end));
+                for e in within {
                     match self.position(e.index) {
                         Ok(k) => self.entries[k] = e.clone(),
                         Err(k) => self.entries.insert(k, e.clone()),
                     }
                 }
+                self.entries.extend_from_slice(past_end);
             }
             Persist::Truncate { from } => {
                 op.validate(self.last_index(), self.snapshot_index())?;
@@ -284,14 +302,8 @@ impl Durable {
             }
             Persist::HardState(hs) => self.hard_state = hs.clone(),
             Persist::Snapshot { meta, data } => {
-                let keep = self
-                    .entry(meta.index)
-                    .is_some_and(|e| e.epoch == meta.epoch);
-                if keep {
-                    self.compact_through(meta.index);
-                } else {
-                    self.entries.clear();
-                }
+                op.validate(self.last_index(), self.snapshot_index())?;
+                self.compact_through(meta.index);
                 self.snapshot = Some((meta.clone(), data.clone()));
             }
             Persist::Compact { through } => {
@@ -496,38 +508,47 @@ mod tests {
         assert!(d.entries.is_empty(), "a refused append changes nothing");
     }
 
+    fn snapshot(index: u64, epoch: u64) -> Persist {
+        Persist::Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(index),
+                epoch: Epoch(epoch),
+                ..Default::default()
+            },
+            data: Bytes::new(),
+        }
+    }
+
     #[test]
-    fn snapshot_keeps_matching_suffix_or_clears() {
+    fn snapshot_discards_through_its_index_and_keeps_everything_above() {
         let mut d = Durable::default();
         d.apply(&Persist::Append {
             entries: vec![e(1, 1), e(2, 1), e(3, 1)],
         })
         .unwrap();
-        let meta = SnapshotMeta {
-            index: LogIndex(2),
-            epoch: Epoch(1),
-            ..Default::default()
-        };
-        d.apply(&Persist::Snapshot {
-            meta,
-            data: Bytes::new(),
-        })
-        .unwrap();
+        d.apply(&snapshot(2, 1)).unwrap();
         assert_eq!(d.entries, vec![e(3, 1)]);
         assert_eq!(d.entry(LogIndex(3)), Some(&e(3, 1)));
         assert_eq!(d.entry(LogIndex(2)), None);
-        let meta = SnapshotMeta {
-            index: LogIndex(5),
-            epoch: Epoch(2),
-            ..Default::default()
-        };
-        d.apply(&Persist::Snapshot {
-            meta,
-            data: Bytes::new(),
+        // A snapshot whose epoch the log does not hold at its index still keeps the
+        // entries above it: discarding them is the protocol's call (a `Truncate`).
+        d.apply(&Persist::Append {
+            entries: vec![e(4, 1), e(5, 1), e(6, 1)],
         })
         .unwrap();
+        d.apply(&snapshot(4, 2)).unwrap();
+        assert_eq!(d.entries, vec![e(5, 1), e(6, 1)]);
+        d.apply(&snapshot(9, 2)).unwrap();
         assert!(d.entries.is_empty());
-        assert_eq!(d.last_index(), LogIndex(5));
+        assert_eq!(d.last_index(), LogIndex(9));
+        assert_eq!(
+            d.apply(&snapshot(8, 2)),
+            Err(PersistError::SnapshotBehind {
+                index: 8,
+                snapshot: 9
+            })
+        );
+        assert_eq!(d.snapshot_index(), LogIndex(9));
         assert!(matches!(
             d.apply(&Persist::Truncate { from: LogIndex(3) }),
             Err(PersistError::BelowSnapshot { .. })
@@ -560,16 +581,7 @@ mod tests {
         // Truncation and compaction find their place in a log with holes.
         d.apply(&Persist::Truncate { from: LogIndex(4) }).unwrap();
         assert_eq!(d.last_index(), LogIndex(3));
-        let meta = SnapshotMeta {
-            index: LogIndex(2),
-            epoch: Epoch(1),
-            ..Default::default()
-        };
-        d.apply(&Persist::Snapshot {
-            meta,
-            data: Bytes::new(),
-        })
-        .unwrap();
+        d.apply(&snapshot(2, 1)).unwrap();
         assert_eq!(d.entries, vec![e(3, 2)]);
         assert!(matches!(
             d.apply(&Persist::Accept {
@@ -664,14 +676,14 @@ mod tests {
                             fits
                         }
                         Op::Snapshot(i, _) => {
-                            let Persist::Snapshot { meta, .. } = &p else { unreachable!() };
-                            if slots.get(i).is_some_and(|x| x.epoch == meta.epoch) {
+                            // Whatever the log holds at `i`, every slot above it stays; an
+                            // older snapshot never replaces a newer one.
+                            let fits = *i >= snap;
+                            if fits {
                                 slots.retain(|&j, _| j > *i);
-                            } else {
-                                slots.clear();
+                                snap = *i;
                             }
-                            snap = *i;
-                            true
+                            fits
                         }
                         Op::Compact(i) => {
                             let through = (*i).min(snap);

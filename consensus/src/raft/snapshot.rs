@@ -109,9 +109,22 @@ impl Raft {
             .log
             .entry(meta.index)
             .is_some_and(|e| e.epoch == meta.epoch);
+        // Entries above a snapshot that disagrees with the log at its index are from
+        // another leader's history: §7 discards them, and a stored snapshot keeps them, so
+        // they are truncated first (a crash in between leaves a shorter log, not a
+        // snapshot followed by a suffix it never preceded).
+        let conflicting_suffix = !keeps_suffix && self.log.last_index() > meta.index;
         self.log.install_snapshot(meta.clone(), data.clone());
         if !keeps_suffix {
             self.persist.forget_after(meta.index);
+        }
+        if conflicting_suffix {
+            self.persist_log(
+                Persist::Truncate {
+                    from: meta.index.next(),
+                },
+                out,
+            );
         }
         self.persist_log(
             Persist::Snapshot {

@@ -266,6 +266,37 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_keeps_the_accepted_slots_above_it_through_sync_and_crash() {
+        let slot = |i: u64, epoch: u64| Entry::command(LogIndex(i), Epoch(epoch), Bytes::new());
+        let mut d = Disk::new();
+        d.queue(
+            PersistSeq(1),
+            Persist::Accept {
+                entries: vec![slot(3, 1), slot(8, 2), slot(12, 2)],
+            },
+        );
+        // The snapshot's epoch differs from the slot the log holds at its index: the
+        // higher slots stay all the same.
+        d.queue(
+            PersistSeq(2),
+            Persist::Snapshot {
+                meta: rsm_core::SnapshotMeta {
+                    index: LogIndex(8),
+                    epoch: Epoch(3),
+                    ..Default::default()
+                },
+                data: Bytes::new(),
+            },
+        );
+        assert!(d.start_sync());
+        assert_eq!(d.finish_sync(), Some(Ok(PersistSeq(2))));
+        d.queue(PersistSeq(3), Persist::Truncate { from: LogIndex(9) });
+        d.crash(&mut Prng::new(7), false);
+        assert_eq!(d.durable().snapshot_index(), LogIndex(8));
+        assert_eq!(d.durable().entries, vec![slot(12, 2)]);
+    }
+
+    #[test]
     fn invalid_write_is_reported_at_sync() {
         let mut d = Disk::new();
         d.queue(PersistSeq(1), append(3, 1));

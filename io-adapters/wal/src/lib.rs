@@ -7,6 +7,10 @@
 //! image, a [`Durable`](rsm_core::Durable) equal to applying every synced operation with
 //! `Durable::apply`, ready for `Replica::restore`.
 //!
+//! Every kind of write is stored: appends that discard the suffix (Raft, VSR), slot writes
+//! with holes that discard nothing else (Paxos acceptors), truncations, hard state,
+//! snapshots and compaction, each with the reference semantics of `Durable::apply`.
+//!
 //! The log is a directory of segment files holding checksummed records, a small manifest,
 //! and snapshots in separate files written atomically. Recovery cuts away a torn write at
 //! the very end of the log; it never skips or repairs damage anywhere else: such damage is

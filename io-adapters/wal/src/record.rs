@@ -50,6 +50,9 @@ pub(crate) enum RecordType {
     HardState = 4,
     /// A snapshot, whose data lives in its own file.
     Snapshot = 5,
+    /// Slots in ascending order, each replacing what its index held, discarding nothing
+    /// else (`Persist::Accept`).
+    Accept = 6,
 }
 
 impl RecordType {
@@ -60,6 +63,7 @@ impl RecordType {
             3 => Self::Truncate,
             4 => Self::HardState,
             5 => Self::Snapshot,
+            6 => Self::Accept,
             _ => return None,
         })
     }
@@ -79,9 +83,10 @@ pub(crate) struct SnapshotRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SnapshotRecord {
     pub(crate) snapshot: SnapshotRef,
-    /// Whether the log held the snapshot's last entry with the snapshot's epoch when it was
-    /// written, so entries after it survive. Recorded rather than recomputed because the
-    /// entry may live in a segment that compaction has since removed.
+    /// Whether the entries above the snapshot survive it. Always written `true`: a
+    /// snapshot discards only what it covers (see `Persist::Snapshot`). Logs written
+    /// before that rule recorded `false` when the log did not hold the snapshot's index
+    /// with its epoch, and replay still clears their log there, as it was then.
     pub(crate) keep_suffix: bool,
 }
 
@@ -104,6 +109,7 @@ pub(crate) enum Record {
     Truncate(LogIndex),
     HardState(HardState),
     Snapshot(SnapshotRecord),
+    Accept(Vec<Entry>),
 }
 
 impl Record {
@@ -115,6 +121,7 @@ impl Record {
             RecordType::Truncate => Self::Truncate(decode_body(body)?),
             RecordType::HardState => Self::HardState(decode_body(body)?),
             RecordType::Snapshot => Self::Snapshot(decode_body(body)?),
+            RecordType::Accept => Self::Accept(decode_body(body)?),
         })
     }
 }

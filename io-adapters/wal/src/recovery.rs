@@ -124,7 +124,7 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Option<Recovered
                         }));
                     }
                 }
-                Record::Append(entries) => {
+                Record::Append(entries) | Record::Accept(entries) => {
                     if let Some(last) = entries.last() {
                         max_index = max_index.max(last.index);
                     }
@@ -171,14 +171,11 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Option<Recovered
         offset: last.map_or(0, |s| s.bytes),
         kind: CorruptKind::Inconsistent(m),
     })?;
-    let last_index = image
-        .entries
-        .last()
-        .map_or(image.snapshot_index(), |e| e.index);
-    if image.hard_state.commit > last_index {
+    let last_index = image.last_index();
+    if image.hard_state().commit > last_index {
         return Err(WalError::HardStateAhead {
             dir: dir.to_owned(),
-            commit: image.hard_state.commit.0,
+            commit: image.hard_state().commit.0,
             last_index: last_index.0,
         });
     }

@@ -1,29 +1,60 @@
 //! The image recovery rebuilds by replaying records.
 //!
+//! Records are applied with the reference semantics (`Durable::apply`), so replay cannot
+//! drift from what the writer validated; only where a replay may legitimately see less than
+//! the writer did does it apply an operation in two steps that mean the same thing.
+//!
 //! Replay may start at any segment's base record rather than at the beginning of history,
 //! because compaction deletes old segments. That is sound because a segment is deleted only
-//! when every entry it ever wrote is at or below a snapshot recorded after it: in the full
-//! history those entries are all discarded by that snapshot, so a replay that never saw
-//! them ends in the same place. Until then the replayed log is an upper part of the true
-//! one (an append discards everything at or above its first index, so entries from
-//! deleted segments can only sit below replayed ones), which is why an append may start a
-//! fresh log below or at the start of the replayed one, but never leave a gap above it.
+//! when every entry it ever wrote (appended or accepted) is at or below a snapshot written
+//! before the deletion. So the replayed log always equals the true one minus some entries
+//! at or below that snapshot's index, and every operation treats those the same way in
+//! both: an append or truncation discards from its index up in both, a slot write replaces
+//! its slots in both, and the snapshot, met in a base record or a snapshot record, discards
+//! the missing entries from the true log too. From then on the two are equal.
+//!
+//! Only one check depends on entries the replay may lack: an append must not leave a gap
+//! above the log. While only appends were replayed, the replayed log is an upper part of
+//! the true one (an append discards everything at or above its first index, so missing
+//! entries can only sit below replayed ones), and a gap above it is damage. Once slots
+//! were written, a missing entry may sit above a replayed one, so an append is replayed as
+//! the truncation and slot writes it consists of, which need no gap check.
 
-use rsm_core::{Entry, HardState, LogIndex};
+use bytes::Bytes;
+use rsm_core::{Durable, Entry, HardState, LogIndex, Persist};
 
 use crate::record::{BaseRecord, Record, SnapshotRef};
 
 /// Hard state, snapshot reference and entries as replayed so far.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Image {
-    pub(crate) hard_state: HardState,
+    /// The log and hard state; its snapshot carries no data (that lives in its own file,
+    /// described by `snapshot`).
+    log: Durable,
     pub(crate) snapshot: Option<SnapshotRef>,
-    pub(crate) entries: Vec<Entry>,
+    /// Whether a slot-write record was replayed: the log may have holes.
+    slots_written: bool,
 }
 
 impl Image {
-    pub(crate) fn snapshot_index(&self) -> LogIndex {
-        self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index)
+    pub(crate) fn hard_state(&self) -> &HardState {
+        &self.log.hard_state
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.log.entries
+    }
+
+    pub(crate) fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    /// The durable image, with the snapshot's data loaded from its file.
+    pub(crate) fn into_durable(self, snapshot_data: Option<Bytes>) -> Durable {
+        Durable {
+            snapshot: self.snapshot.map(|s| s.meta).zip(snapshot_data),
+            ..self.log
+        }
     }
 
     /// Apply one record; an error says how the record contradicts the image.
@@ -34,31 +65,44 @@ impl Image {
                 snapshot,
                 ..
             }) => {
-                self.hard_state = hard_state;
-                if let Some(s) = &snapshot {
-                    self.discard_through(s.meta.index);
+                self.log.hard_state = hard_state;
+                match &snapshot {
+                    Some(s) => self.install(s, true)?,
+                    None => self.log.snapshot = None,
                 }
                 self.snapshot = snapshot;
             }
             Record::Append(entries) => self.append(entries)?,
-            Record::Truncate(from) => {
-                if from <= self.snapshot_index() {
-                    return Err(format!(
-                        "truncation from {from} reaches the snapshot at {}",
-                        self.snapshot_index()
-                    ));
+            Record::Accept(entries) => {
+                if entries.is_empty() {
+                    return Err("empty slot write".into());
                 }
-                self.truncate_from(from);
+                self.slots_written = true;
+                self.persist(Persist::Accept { entries })?;
             }
-            Record::HardState(hard_state) => self.hard_state = hard_state,
+            Record::Truncate(from) => self.persist(Persist::Truncate { from })?,
+            Record::HardState(hard_state) => self.log.hard_state = hard_state,
             Record::Snapshot(s) => {
-                if s.keep_suffix {
-                    self.discard_through(s.snapshot.meta.index);
-                } else {
-                    self.entries.clear();
-                }
+                self.install(&s.snapshot, s.keep_suffix)?;
                 self.snapshot = Some(s.snapshot);
             }
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self, op: Persist) -> Result<(), String> {
+        self.log.apply(&op).map_err(|e| e.to_string())
+    }
+
+    fn install(&mut self, s: &SnapshotRef, keep_suffix: bool) -> Result<(), String> {
+        self.persist(Persist::Snapshot {
+            meta: s.meta.clone(),
+            data: Bytes::new(),
+        })?;
+        if !keep_suffix {
+            self.persist(Persist::Truncate {
+                from: s.meta.index.next(),
+            })?;
         }
         Ok(())
     }
@@ -67,50 +111,30 @@ impl Image {
         let Some(first) = entries.first().map(|e| e.index) else {
             return Err("empty append".into());
         };
-        if first <= self.snapshot_index() {
-            return Err(format!(
-                "append at {first} reaches the snapshot at {}",
-                self.snapshot_index()
-            ));
-        }
         if let Some(w) = entries.windows(2).find(|w| w[1].index != w[0].index.next()) {
             return Err(format!("appended entries jump to {}", w[1].index));
         }
-        if let Some(last) = self.entries.last().map(|e| e.index)
+        if !self.slots_written
+            && let Some(last) = self.log.entries.last().map(|e| e.index)
             && first > last.next()
         {
             return Err(format!("append at {first} leaves a gap after {last}"));
         }
-        self.truncate_from(first);
-        self.entries.extend(entries);
-        Ok(())
+        self.persist(Persist::Truncate { from: first })?;
+        self.persist(Persist::Accept { entries })
     }
 
-    fn truncate_from(&mut self, from: LogIndex) {
-        if let Some(start) = self.entries.first().map(|e| e.index) {
-            let keep = from.0.saturating_sub(start.0);
-            self.entries
-                .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
-        }
-    }
-
-    fn discard_through(&mut self, through: LogIndex) {
-        if let Some(start) = self.entries.first().map(|e| e.index) {
-            let drop = (through.0 + 1).saturating_sub(start.0);
-            let drop =
-                usize::try_from(drop).map_or(self.entries.len(), |d| d.min(self.entries.len()));
-            self.entries.drain(..drop);
-        }
-    }
-
-    /// Check the end state: the log follows the snapshot directly.
+    /// Check the end state: unless slots were written, the log follows the snapshot
+    /// directly.
     pub(crate) fn check_complete(&self) -> Result<(), String> {
-        match self.entries.first() {
-            Some(e) if e.index != self.snapshot_index().next() => Err(format!(
-                "the log starts at {} but the snapshot ends at {}",
-                e.index,
-                self.snapshot_index()
-            )),
+        match self.log.entries.first() {
+            Some(e) if !self.slots_written && e.index != self.log.snapshot_index().next() => {
+                Err(format!(
+                    "the log starts at {} but the snapshot ends at {}",
+                    e.index,
+                    self.log.snapshot_index()
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -8,7 +8,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rsm_core::{Durable, Entry, LogIndex, Persist, PersistError, SnapshotMeta};
+use rsm_core::{Durable, Entry, LogIndex, Persist, SnapshotMeta};
 use serde::Serialize;
 
 use crate::config::WalConfig;
@@ -33,7 +33,7 @@ pub struct WalStats {
     pub fsyncs: u64,
     /// Records written (appends may be split across several).
     pub records: u64,
-    /// Entries written by appends.
+    /// Entries written by appends and slot writes.
     pub entries: u64,
     /// Entries made durable by group commits; `entries_synced / syncs` is the batching
     /// factor.
@@ -148,15 +148,11 @@ impl Wal {
             next_snapshot_id,
         } = recovered;
         let mirror = Mirror::new(
-            image.hard_state.clone(),
+            image.hard_state().clone(),
             image.snapshot.clone(),
-            &image.entries,
+            image.entries(),
         );
-        let durable = Durable {
-            hard_state: image.hard_state,
-            snapshot: image.snapshot.map(|s| s.meta).zip(snapshot_data),
-            entries: image.entries,
-        };
+        let durable = image.into_durable(snapshot_data);
         let fresh = segments.is_empty();
         let (file, flushed_bytes) = match segments.back() {
             Some(last) => {
@@ -249,8 +245,9 @@ impl Wal {
     /// [`WalError::is_refusal`]). Any other error poisons the log: unsynced writes may or may
     /// not have reached the disk, and only reopening tells which.
     ///
-    /// An append too large for one record is split across several, so a crash before the
-    /// sync may keep a prefix of its entries, a state the append passes through anyway.
+    /// An append or slot write too large for one record is split across several, so a
+    /// crash before the sync may keep a prefix of its entries, a state the write passes
+    /// through anyway.
     /// A snapshot's data is written to its own file and made
     /// durable before this returns; the record that installs it waits for the sync like
     /// any other. `Compact` deletes, at the next sync, every whole segment whose entries
@@ -307,7 +304,7 @@ impl Wal {
     fn check_size(&self, op: &Persist) -> Result<(), WalError> {
         let limit = self.config.record_bytes_max;
         match op {
-            Persist::Append { entries } => {
+            Persist::Append { entries } | Persist::Accept { entries } => {
                 for e in entries {
                     let len = entry_bytes_max(e) + SEQ_PREFIX_BYTES_MAX;
                     if len > limit {
@@ -337,14 +334,6 @@ impl Wal {
                 };
                 check_body_size(&record, limit)?;
             }
-            // Slot writes need a record type, a mirror with holes and a replay that keeps
-            // compaction sound for them; until then they are refused before anything is
-            // written.
-            Persist::Accept { .. } => {
-                return Err(WalError::Persist(PersistError::Unsupported {
-                    op: "accept",
-                }));
-            }
             Persist::Truncate { .. } | Persist::HardState(_) | Persist::Compact { .. } => {}
         }
         Ok(())
@@ -352,11 +341,17 @@ impl Wal {
 
     fn write_checked(&mut self, op: &Persist) -> Result<(), WalError> {
         match op {
-            Persist::Append { entries } if !entries.is_empty() => self.write_append(entries),
-            Persist::Append { .. } => Ok(()),
-            Persist::Accept { .. } => Err(WalError::Persist(PersistError::Unsupported {
-                op: "accept",
-            })),
+            Persist::Append { entries } if !entries.is_empty() => {
+                self.write_entries(RecordType::Append, entries)?;
+                self.mirror.append(entries);
+                Ok(())
+            }
+            Persist::Accept { entries } if !entries.is_empty() => {
+                self.write_entries(RecordType::Accept, entries)?;
+                self.mirror.accept(entries);
+                Ok(())
+            }
+            Persist::Append { .. } | Persist::Accept { .. } => Ok(()),
             Persist::Truncate { from } => {
                 // Truncating past the end changes nothing, so it needs no record.
                 if *from <= self.mirror.last_index() {
@@ -380,7 +375,8 @@ impl Wal {
         }
     }
 
-    fn write_append(&mut self, entries: &[Entry]) -> Result<(), WalError> {
+    /// Write the records of an append or a slot write (`ty`), split so that each fits.
+    fn write_entries(&mut self, ty: RecordType, entries: &[Entry]) -> Result<(), WalError> {
         let limit = self.config.record_bytes_max;
         let mut rest = entries;
         while !rest.is_empty() {
@@ -393,12 +389,11 @@ impl Wal {
                 take += 1;
             }
             let (chunk, tail) = rest.split_at(take.max(1));
-            self.write_record(RecordType::Append, chunk)?;
+            self.write_record(ty, chunk)?;
             let segment = self.segments.back_mut().expect("a segment is always open");
             segment.max_index = segment.max_index.max(chunk[chunk.len() - 1].index);
             rest = tail;
         }
-        self.mirror.append(entries);
         self.stats.entries += entries.len() as u64;
         self.entries_unsynced += entries.len() as u64;
         Ok(())
@@ -431,14 +426,13 @@ impl Wal {
                 data_bytes: data.len() as u64,
                 data_crc: crc32c::crc32c(data),
             },
-            keep_suffix: self.mirror.keeps_suffix(meta),
+            keep_suffix: true,
         };
         self.write_record(RecordType::Snapshot, &record)?;
         if let Some(old) = &self.mirror.snapshot {
             self.stale_snapshots.push(old.file_id);
         }
-        self.mirror
-            .install_snapshot(record.snapshot, record.keep_suffix);
+        self.mirror.install_snapshot(record.snapshot);
         Ok(())
     }
 

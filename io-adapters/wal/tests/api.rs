@@ -173,6 +173,63 @@ fn segments_rotate_and_compaction_deletes_only_covered_ones() {
     assert_eq!(durable.hard_state.epoch, Epoch(7));
 }
 
+fn accept(slots: &[u64], epoch: u64) -> Persist {
+    Persist::Accept {
+        entries: slots.iter().map(|&i| entry(i, epoch, 40)).collect(),
+    }
+}
+
+#[test]
+fn slot_writes_keep_their_holes_and_higher_slots_through_snapshots_compaction_and_reopen() {
+    let dir = scratch();
+    let config = small_config();
+    let mut model = Durable::default();
+    let (mut wal, _) = Wal::open(dir.path(), config.clone()).unwrap();
+    // Out of order, with holes, replacing a held slot; split over tiny segments.
+    write_synced(
+        &mut wal,
+        &mut model,
+        &[
+            accept(&[2, 9], 1),
+            accept(&[1, 3, 9], 2),
+            accept(&[20, 30], 2),
+        ],
+    );
+    assert_eq!(wal.last_index(), LogIndex(30));
+    assert_eq!(
+        wal.write(&accept(&[5, 4], 2)).unwrap_err().to_string(),
+        WalError::Persist(rsm_core::PersistError::NotAscending(4)).to_string()
+    );
+    // A snapshot at a hole whose epoch the log cannot match keeps every slot above it,
+    // and compaction deletes only segments whose slots it covers.
+    write_synced(
+        &mut wal,
+        &mut model,
+        &[
+            snapshot(10, 7, b"through ten"),
+            Persist::Compact {
+                through: LogIndex(10),
+            },
+        ],
+    );
+    assert_eq!(model.entries.len(), 2, "slots 20 and 30 stay");
+    assert!(wal.stats().segments_removed > 0);
+    write_synced(&mut wal, &mut model, &[accept(&[12, 25], 3)]);
+    // Truncation finds the highest slot below its index.
+    write_synced(
+        &mut wal,
+        &mut model,
+        &[Persist::Truncate { from: LogIndex(21) }],
+    );
+    assert_eq!(wal.last_index(), LogIndex(20));
+    drop(wal);
+    let (wal, durable) = Wal::open(dir.path(), config).unwrap();
+    assert_eq!(durable, model);
+    let held: Vec<u64> = durable.entries.iter().map(|e| e.index.0).collect();
+    assert_eq!(held, [12, 20]);
+    assert_eq!(wal.last_index(), LogIndex(20));
+}
+
 #[test]
 fn large_appends_split_across_records_and_oversized_entries_are_refused() {
     let dir = scratch();

@@ -22,6 +22,13 @@ enum Action {
         bump: bool,
         len: u8,
     },
+    /// Write slots at these offsets above the snapshot (holes allowed, possibly past the
+    /// end or over held entries), in a new epoch if `bump`.
+    Accept {
+        offsets: Vec<u8>,
+        bump: bool,
+        len: u8,
+    },
     Truncate {
         back: u8,
     },
@@ -56,13 +63,19 @@ fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         6 => (0u8..4, 1u8..5, any::<bool>(), 0u8..48)
             .prop_map(|(back, count, bump, len)| Action::Append { back, count, bump, len }),
+        3 => (proptest::collection::btree_set(0u8..16, 1..6), any::<bool>(), 0u8..48)
+            .prop_map(|(offsets, bump, len)| Action::Accept {
+                offsets: offsets.into_iter().collect(),
+                bump,
+                len,
+            }),
         1 => (0u8..6).prop_map(|back| Action::Truncate { back }),
         2 => (0u8..8, proptest::option::of(1u8..4), 0u8..24)
             .prop_map(|(epoch, vote, extra)| Action::HardState { epoch, vote, extra }),
         1 => (0u8..8, any::<bool>(), 0u8..8, 0u8..64)
             .prop_map(|(back, matching, epoch, len)| Action::Snapshot { back, matching, epoch, len }),
         1 => (0u8..8).prop_map(|back| Action::Compact { back }),
-        1 => (0u8..4).prop_map(|kind| Action::Invalid { kind }),
+        1 => (0u8..6).prop_map(|kind| Action::Invalid { kind }),
         3 => Just(Action::Sync),
         1 => Just(Action::Reopen),
         1 => Just(Action::Crash),
@@ -88,6 +101,20 @@ fn concrete(model: &Durable, epoch: &mut u64, a: &Action) -> Option<Persist> {
             Persist::Append {
                 entries: (first..first + u64::from(count))
                     .map(|i| entry(i, *epoch, usize::from(len)))
+                    .collect(),
+            }
+        }
+        Action::Accept {
+            ref offsets,
+            bump,
+            len,
+        } => {
+            *epoch += u64::from(bump);
+            let base = model.snapshot_index().0 + 1;
+            Persist::Accept {
+                entries: offsets
+                    .iter()
+                    .map(|&o| entry(base + u64::from(o), *epoch, usize::from(len)))
                     .collect(),
             }
         }
@@ -138,6 +165,12 @@ fn concrete(model: &Durable, epoch: &mut u64, a: &Action) -> Option<Persist> {
                 1 if snap > 0 => append(snap, 1, *epoch),
                 2 => Persist::Truncate {
                     from: LogIndex(snap),
+                },
+                3 => Persist::Accept {
+                    entries: vec![entry(last + 3, *epoch, 8), entry(last + 1, *epoch, 8)],
+                },
+                4 if snap > 0 => Persist::Accept {
+                    entries: vec![entry(snap, *epoch, 8), entry(last + 1, *epoch, 8)],
                 },
                 _ => {
                     let mut op = append(last + 1, 2, *epoch);
@@ -203,18 +236,25 @@ fn run(actions: &[Action]) -> Result<(), TestCaseError> {
                     }
                     Ok(()) => {
                         w.write(&op).unwrap();
-                        // An append too large for one record is split, so a crash may
-                        // keep any prefix of its entries.
-                        if let Persist::Append { entries } = &op {
-                            for k in 1..entries.len() {
-                                let mut partial = model.clone();
-                                partial
-                                    .apply(&Persist::Append {
-                                        entries: entries[..k].to_vec(),
-                                    })
-                                    .unwrap();
-                                since_sync.push(partial);
-                            }
+                        // An append or slot write too large for one record is split, so a
+                        // crash may keep any prefix of its entries.
+                        let prefixes: Vec<Persist> = match &op {
+                            Persist::Append { entries } => (1..entries.len())
+                                .map(|k| Persist::Append {
+                                    entries: entries[..k].to_vec(),
+                                })
+                                .collect(),
+                            Persist::Accept { entries } => (1..entries.len())
+                                .map(|k| Persist::Accept {
+                                    entries: entries[..k].to_vec(),
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        for prefix in prefixes {
+                            let mut partial = model.clone();
+                            partial.apply(&prefix).unwrap();
+                            since_sync.push(partial);
                         }
                         model.apply(&op).unwrap();
                         since_sync.push(model.clone());
