@@ -22,7 +22,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::wire::{
-    FrameError, RemoteError, Request, Response, ServerStatus, read_frame, write_frame,
+    ByteBudget, FrameError, PortRefusal, RemoteError, Request, Response, ServerStatus, read_frame,
+    write_frame,
 };
 
 /// Where the servers are and how patient a client is.
@@ -102,7 +103,7 @@ impl KvError {
     /// True when the cluster refused the operation for good: no retry, at any server or
     /// any time, could change the answer (too large, unsupported, invalid).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, KvError::Failed(AttemptError::Remote(RemoteError::Rejected(reason))) if is_final(reason))
+        matches!(self, KvError::Failed(AttemptError::Remote(remote)) if is_final(remote))
     }
 }
 
@@ -133,6 +134,9 @@ pub struct KvClient {
     /// At most one per configured server.
     connections: BTreeMap<NodeId, Connection>,
     buf: Vec<u8>,
+    /// Answers are read into buffers charged here; a client trusts its servers' sizes
+    /// up to `frame_bytes_max`, so the budget has no limit of its own.
+    answers: std::sync::Arc<ByteBudget>,
 }
 
 impl std::fmt::Debug for KvClient {
@@ -165,6 +169,7 @@ impl KvClient {
             rotation,
             connections: BTreeMap::new(),
             buf: Vec::new(),
+            answers: ByteBudget::unlimited(),
         }
     }
 
@@ -277,8 +282,8 @@ impl KvClient {
             };
             let (error, definite) = error;
             unknown |= effects && !definite;
-            if let AttemptError::Remote(RemoteError::Rejected(reason)) = &error
-                && is_final(reason)
+            if let AttemptError::Remote(remote) = &error
+                && is_final(remote)
             {
                 // No retry, here or elsewhere, can change this answer.
                 return Err(KvError::Failed(error));
@@ -378,13 +383,19 @@ impl KvClient {
         };
         let codec = self.codec;
         let buf = &mut self.buf;
+        let mut charge = self.answers.charge();
         let exchange = async {
             write_frame(&mut connection.write, &codec, buf, request).await?;
-            read_frame::<Response, _>(&mut connection.read, &codec, buf).await
+            read_frame::<Response, _>(&mut connection.read, &codec, &mut charge).await
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let outcome = timeout(remaining, exchange).await;
         match outcome {
+            Ok(Ok(response @ Response::Failed(RemoteError::Refused(_)))) => {
+                // The server closes a connection after refusing on it.
+                self.connections.remove(&node);
+                Ok(response)
+            }
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => {
                 // The connection is unusable; a later attempt opens a new one.
@@ -401,10 +412,14 @@ impl KvClient {
 }
 
 /// Whether a refusal stands wherever and whenever the request is retried.
-fn is_final(reason: &RejectReason) -> bool {
+fn is_final(remote: &RemoteError) -> bool {
     matches!(
-        reason,
-        RejectReason::TooLarge { .. } | RejectReason::InvalidConfig(_) | RejectReason::Unsupported
+        remote,
+        RemoteError::Rejected(
+            RejectReason::TooLarge { .. }
+                | RejectReason::InvalidConfig(_)
+                | RejectReason::Unsupported
+        ) | RemoteError::Refused(PortRefusal::FrameTooLarge { .. })
     )
 }
 

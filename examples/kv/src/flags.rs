@@ -185,6 +185,26 @@ pub struct ServerArgs {
     /// Start, on an empty --data-dir, a node the cluster has already added (as a learner)
     #[arg(long)]
     pub join: bool,
+    /// Client connections open at once; at the limit a new one closes the idlest
+    /// [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub client_connections_max: Option<usize>,
+    /// Request bytes the client port buffers at once, over all connections; a frame
+    /// that would overrun it is refused [default: 67108864 (64 MiB)]
+    #[arg(long, value_name = "BYTES")]
+    pub client_buffered_bytes_max: Option<usize>,
+    /// How long a new client connection may take to send its first complete request
+    /// [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub client_handshake_timeout: Option<Duration>,
+    /// How long a client connection may take after an answer to send its next complete
+    /// request [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub client_idle_timeout: Option<Duration>,
+    /// Largest frame body, in bytes, on the client port and between peers; a larger
+    /// request is refused from its header [default: 16777216 (16 MiB)]
+    #[arg(long, value_name = "BYTES")]
+    pub frame_bytes_max: Option<usize>,
 }
 
 impl ServerArgs {
@@ -221,6 +241,16 @@ impl ServerArgs {
         config.election_ticks_min = self.election_ticks_min;
         config.election_ticks_max = self.election_ticks_max;
         config.heartbeat_ticks = self.heartbeat_ticks;
+        let port = &mut config.client_port;
+        port.connections_max = self.client_connections_max.unwrap_or(port.connections_max);
+        port.buffered_bytes_max = self
+            .client_buffered_bytes_max
+            .unwrap_or(port.buffered_bytes_max);
+        port.handshake_timeout = self
+            .client_handshake_timeout
+            .unwrap_or(port.handshake_timeout);
+        port.idle_timeout = self.client_idle_timeout.unwrap_or(port.idle_timeout);
+        config.frame_bytes_max = self.frame_bytes_max.unwrap_or(config.frame_bytes_max);
         config.start = match (self.bootstrap, self.join) {
             (true, _) => StartMode::Bootstrap,
             (false, true) => StartMode::Join,
@@ -255,6 +285,7 @@ pub struct ServerCli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_port::ClientPortLimits;
 
     fn parse(s: &str) -> Result<ServerCli, clap::Error> {
         ServerCli::try_parse_from(std::iter::once("rsm-kv-server").chain(s.split_whitespace()))
@@ -274,6 +305,31 @@ mod tests {
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.clients.get(&NodeId(2)), Some(&config.client_listen));
         assert_eq!(config.start, StartMode::Restart);
+        assert_eq!(config.client_port, ClientPortLimits::default());
+    }
+
+    #[test]
+    fn client_port_limits_come_from_their_flags() {
+        let cli = parse(
+            "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d \
+             --client-connections-max 8 --client-buffered-bytes-max 65536 \
+             --client-handshake-timeout 300ms --client-idle-timeout 2s --frame-bytes-max 4096",
+        )
+        .unwrap();
+        let config = cli.server.config().unwrap();
+        assert_eq!(
+            config.client_port,
+            ClientPortLimits {
+                connections_max: 8,
+                buffered_bytes_max: 65536,
+                handshake_timeout: Duration::from_millis(300),
+                idle_timeout: Duration::from_secs(2),
+            }
+        );
+        assert_eq!(config.frame_bytes_max, 4096);
+        assert!(config.client_port.check(config.frame_bytes_max).is_ok());
+        let error = config.client_port.check(1 << 20).unwrap_err();
+        assert!(error.contains("--client-buffered-bytes-max"), "{error}");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod client_port;
 pub mod cluster;
 pub mod data_dir;
 pub mod flags;

@@ -20,17 +20,17 @@ use rsm_consensus::{Raft, RaftConfig};
 use rsm_core::Transport;
 use rsm_core::kv::KvStore;
 use rsm_core::{Codec, Durable, Membership, NodeId, Replica};
-use rsm_driver::{Client, DriverConfig, NodeCore, NodeError, NodeRunner, TokioTicker};
+use rsm_driver::{DriverConfig, NodeCore, NodeError, NodeRunner, TokioTicker};
 use rsm_rdma::{RdmaError, Shm, ShmConfig, ShmTransport};
 use rsm_tcp::{TcpConfig, TcpError, TcpTransport};
 use rsm_wal::{Wal, WalConfig, WalError};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 
+use crate::client_port::{Backend, ClientPort, ClientPortLimits, accept_clients};
 use crate::data_dir::{self, DataDirError, Identity, StartMode};
 use crate::observe::{Observed, ObservedConfig, StatusBoard};
 use crate::storage::{DiskCounters, WalStorage};
-use crate::wire::{Request, Response, ServerStatus, read_frame, write_frame};
+use crate::wire::ServerStatus;
 
 /// The consensus protocol a server runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -152,9 +152,9 @@ pub struct ServerConfig {
     pub driver: DriverConfig,
     /// Messages from peers waiting between the transport and the node loop.
     pub peer_inbound_queue_max: usize,
-    /// Client connections served at once; more are closed on arrival.
-    pub client_connections_max: usize,
-    /// Largest frame on the client port and between peers.
+    /// The client port's limits: connections, buffered bytes, timeouts.
+    pub client_port: ClientPortLimits,
+    /// Largest frame body on the client port and between peers, in bytes.
     pub frame_bytes_max: usize,
     /// Worker threads of the network runtime.
     pub network_threads: usize,
@@ -194,7 +194,7 @@ impl ServerConfig {
                 ..DriverConfig::default()
             },
             peer_inbound_queue_max: 4096,
-            client_connections_max: 1024,
+            client_port: ClientPortLimits::default(),
             frame_bytes_max: rsm_core::FRAME_BYTES_MAX_DEFAULT,
             network_threads: 2,
         }
@@ -211,13 +211,15 @@ impl ServerConfig {
         if self.tick.is_zero() {
             return fail("the tick must be positive");
         }
-        if self.peer_inbound_queue_max == 0
-            || self.client_connections_max == 0
-            || self.network_threads == 0
-        {
+        if self.peer_inbound_queue_max == 0 || self.network_threads == 0 {
             return fail("queue bounds and thread counts must be positive");
         }
-        Ok(())
+        if self.frame_bytes_max == 0 || self.frame_bytes_max > u32::MAX as usize {
+            return fail("--frame-bytes-max must be between 1 and 4294967295");
+        }
+        self.client_port
+            .check(self.frame_bytes_max)
+            .map_err(ServerError::Config)
     }
 }
 
@@ -413,13 +415,15 @@ where
         disk,
         clients: Arc::new(clients),
     };
-    tokio::spawn(accept_clients(
-        listener,
-        handles.client.clone(),
-        status,
+    let port = ClientPort::new(
+        config.client_port.clone(),
         Codec::new(config.frame_bytes_max),
-        Arc::new(Semaphore::new(config.client_connections_max)),
-    ));
+    );
+    let backend = Backend {
+        client: handles.client.clone(),
+        status: move || status.read(),
+    };
+    tokio::spawn(accept_clients(listener, port, backend));
     ready(Bound {
         peers: peer_addr,
         clients: client_addr,
@@ -464,71 +468,7 @@ impl StatusSource {
             wal_fsyncs,
             wal_entries_synced,
             clients: BTreeMap::clone(&self.clients),
-        }
-    }
-}
-
-async fn accept_clients(
-    listener: TcpListener,
-    client: Client<KvStore>,
-    status: StatusSource,
-    codec: Codec,
-    slots: Arc<Semaphore>,
-) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of descriptors, usually: wait a little rather than spin.
-                eprintln!("rsm-kv-server: accept failed: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Over `client_connections_max`: closing is the answer.
-            continue;
-        };
-        let client = client.clone();
-        let status = status.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, client, status, codec).await;
-            drop(slot);
-        });
-    }
-}
-
-/// Answer one request at a time until the client hangs up or sends garbage.
-async fn serve_connection(
-    stream: TcpStream,
-    client: Client<KvStore>,
-    status: StatusSource,
-    codec: Codec,
-) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut read = tokio::io::BufReader::new(read);
-    let (mut rbuf, mut wbuf) = (Vec::new(), Vec::new());
-    loop {
-        let Ok(request) = read_frame::<Request, _>(&mut read, &codec, &mut rbuf).await else {
-            return;
-        };
-        let response = match request {
-            Request::Command { command } => match client.propose(command).await {
-                Ok(response) => Response::Applied(response),
-                Err(error) => Response::Failed(error.into()),
-            },
-            Request::Read { key } => match client.read(key).await {
-                Ok(value) => Response::Value(value),
-                Err(error) => Response::Failed(error.into()),
-            },
-            Request::Status => Response::Status(status.read()),
-        };
-        if write_frame(&mut write, &codec, &mut wbuf, &response)
-            .await
-            .is_err()
-        {
-            return;
+            client_port: Default::default(),
         }
     }
 }

@@ -42,8 +42,13 @@ impl From<std::io::Error> for ReadError {
     }
 }
 
+/// The first step by which a frame body's buffer grows; later steps double it.
+const BODY_STEP_BYTES_MIN: usize = 4096;
+
 /// Read one frame body, `None` at a clean end of stream (between frames). The header is
-/// checked before the body is read, so an oversized frame costs nothing but its header.
+/// checked before the body is read, so an oversized frame costs nothing but its header,
+/// and the body's buffer grows with the bytes that arrive (doubling from
+/// [`BODY_STEP_BYTES_MIN`]), never with the length the header announces.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     codec: &Codec,
@@ -67,8 +72,17 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         };
         ReadError::Refused(Refused::new(reason, e.to_string()))
     })?;
-    let mut body = BytesMut::zeroed(len);
-    r.read_exact(&mut body).await?;
+    let mut body = BytesMut::new();
+    let mut rest = r.take(len as u64);
+    while body.len() < len {
+        if body.len() == body.capacity() {
+            let step = body.len().max(BODY_STEP_BYTES_MIN);
+            body.reserve(step.min(len - body.len()));
+        }
+        if rest.read_buf(&mut body).await? == 0 {
+            return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(Some(body.freeze()))
 }
 
@@ -123,6 +137,51 @@ mod tests {
         push_frame(&mut buf, b"three");
         let frames = block_on(read_all(&buf)).expect("valid frames");
         assert_eq!(frames, vec![&b"one"[..], &b""[..], &b"three"[..]]);
+    }
+
+    #[test]
+    fn a_body_buffer_follows_the_bytes_that_arrived() {
+        block_on(async {
+            let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            let codec = Codec::new(16 << 20);
+            tokio::io::AsyncWriteExt::write_all(&mut a, &frame_header(16 << 20))
+                .await
+                .unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut a, b"abc")
+                .await
+                .unwrap();
+            drop(a);
+            // The stream ends 3 bytes into a body announced as 16 MiB: the reader must
+            // have held no more than one small step of buffer for them.
+            let mut held = 0;
+            let mut counting = CountingReader {
+                inner: &mut b,
+                capacity_seen: &mut held,
+            };
+            assert!(matches!(
+                read_frame(&mut counting, &codec).await,
+                Err(ReadError::Io(_))
+            ));
+            assert!(held <= BODY_STEP_BYTES_MIN, "{held}");
+        });
+    }
+
+    /// Records the largest buffer a reader offered to be filled.
+    struct CountingReader<'a, R> {
+        inner: &'a mut R,
+        capacity_seen: &'a mut usize,
+    }
+
+    impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<'_, R> {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            *this.capacity_seen = (*this.capacity_seen).max(buf.remaining());
+            std::pin::Pin::new(&mut *this.inner).poll_read(cx, buf)
+        }
     }
 
     #[test]
