@@ -110,8 +110,9 @@ pub trait Protocol: 'static {
     /// The letter its epochs print with (`t` for terms, `b` for ballots, `v` for views).
     const EPOCH_PREFIX: &'static str;
 
-    /// The automaton.
-    type Replica: Replica;
+    /// The automaton. It may move between threads (the driver runs a node on its own
+    /// thread; the Python module's objects may be used from any thread).
+    type Replica: Replica<Message: Send + Sync> + Send + Sync + 'static;
 
     /// A node's configuration: defaults, then `options` by name, then validated.
     fn config(

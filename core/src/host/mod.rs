@@ -755,6 +755,13 @@ impl<R: Replica, S: Storage, M: Queryable> Host<R, S, M> {
         &self.replica
     }
 
+    /// `Ok` while the host runs; once it stopped, the fatal error that stopped it (once),
+    /// then [`HostError::Stopped`]. For shells that must learn whether a request call
+    /// (`propose`, `read`, ...), which reports only client errors, stopped the host.
+    pub fn check(&mut self) -> Result<(), HostError<S::Error>> {
+        self.check_running()
+    }
+
     // ----- the effect loop ------------------------------------------------------------
 
     fn check_running(&mut self) -> Result<(), HostError<S::Error>> {

@@ -473,6 +473,30 @@ fn a_storage_error_stops_the_host_and_acknowledges_nothing() {
 }
 
 #[test]
+fn a_request_that_stops_the_host_reports_the_error_through_check() {
+    let (mut h, _) = host(|input, out| {
+        if matches!(input, Input::Propose { .. }) {
+            // A gap: the reference semantics refuse it.
+            out.push(persist(
+                1,
+                Persist::Append {
+                    entries: vec![Entry::noop(LogIndex(5), Epoch(1))],
+                },
+            ));
+        }
+    });
+    assert!(h.check().is_ok());
+    // The request call reports only client errors: the ticket was accepted.
+    let ticket = h.propose(Bytes::from_static(b"x")).unwrap();
+    assert!(h.is_stopped());
+    assert!(matches!(h.check(), Err(HostError::Write(_))));
+    assert!(matches!(h.check(), Err(HostError::Stopped)));
+    let done: Vec<_> = h.drain_completions().collect();
+    assert_eq!(done[0].ticket, ticket);
+    assert_eq!(done[0].result, Err(ClientError::Shutdown));
+}
+
+#[test]
 fn events_record_what_happened_in_order() {
     let (mut h, _) = host(|input, out| {
         if matches!(input, Input::Tick) {
