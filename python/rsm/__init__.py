@@ -1,8 +1,16 @@
 """rsm: replicated state machines from Python.
 
-Drive rsm's deterministic consensus automata (``rsm.Raft``), its fault-injecting
-simulator (``rsm.simulate``, ``rsm.run_seed``) and its linearizability checker
-(``rsm.check``) without writing Rust.
+Run replicated nodes (``rsm.Host``), drive rsm's deterministic consensus automata step by
+step (``rsm.Raft``), its fault-injecting simulator (``rsm.simulate``, ``rsm.run_seed``) and
+its linearizability checker (``rsm.check``) without writing Rust.
+
+``rsm.Host(protocol, id, members, machine=...)`` is one node run by the reference host: it
+keeps the host rule, feeds the replica its follow-up inputs and ends every client request
+with one ``Outcome`` (``ok``, ``definite`` or ``indefinite``). Python brings the state
+machine (``apply``, ``snapshot``, ``restore``, ``query``), moves the bytes of
+``drain_sends()`` to the peers' ``receive``, ticks the clock, and says when writes are
+durable (``sync()`` or ``persisted(seq)``). Storage is in memory or a Python object with
+``write(persist)`` and ``sync()``. Prefer it to writing a host loop over ``rsm.Raft``.
 
 An automaton never touches a socket, a file or a clock. Feed it inputs (``Tick``,
 ``Receive``, ``Propose``, ``Read``, ``Persisted``, ``Applied``, ...) with ``step`` or
@@ -28,9 +36,12 @@ from rsm._rsm import (
     Durable,
     Entry,
     HardState,
+    Host,
+    HostError,
     InstallSnapshot,
     Membership,
     Operation,
+    Outcome,
     PanicException,
     Persist,
     Persisted,
@@ -58,6 +69,7 @@ from rsm._rsm import (
     Violation,
     __version__,
     check,
+    protocols,
     run_seed,
     simulate,
 )
@@ -90,9 +102,12 @@ __all__ = [
     "Durable",
     "Entry",
     "HardState",
+    "Host",
+    "HostError",
     "InstallSnapshot",
     "Membership",
     "Operation",
+    "Outcome",
     "PanicException",
     "Persist",
     "Persisted",
@@ -120,6 +135,7 @@ __all__ = [
     "Violation",
     "__version__",
     "check",
+    "protocols",
     "run_seed",
     "simulate",
 ]

@@ -163,18 +163,7 @@ value_methods!(Reject, [req, reason, definite, leader], {
     /// `"leadership_lost"`.
     #[getter]
     fn reason(&self) -> &'static str {
-        match self.reason {
-            RejectReason::NotLeader { .. } => "not_leader",
-            RejectReason::TransferInProgress { .. } => "transfer_in_progress",
-            RejectReason::TooLarge { .. } => "too_large",
-            RejectReason::Busy => "busy",
-            RejectReason::Removed => "removed",
-            RejectReason::ConfigChangeInProgress => "config_change_in_progress",
-            RejectReason::InvalidConfig(_) => "invalid_config",
-            RejectReason::NotVoter { .. } => "not_voter",
-            RejectReason::Unsupported => "unsupported",
-            RejectReason::LeadershipLost { .. } => "leadership_lost",
-        }
+        reject_reason_name(&self.reason)
     }
 
     /// True when the request certainly did not and will not take effect.
@@ -261,6 +250,22 @@ value_methods!(RoleChanged, [role, epoch, leader], {
         role_name(self.role)
     }
 });
+
+/// The name Python code sees for a refusal (`Reject.reason`, `Outcome.reason`).
+pub(crate) fn reject_reason_name(reason: &RejectReason) -> &'static str {
+    match reason {
+        RejectReason::NotLeader { .. } => "not_leader",
+        RejectReason::TransferInProgress { .. } => "transfer_in_progress",
+        RejectReason::TooLarge { .. } => "too_large",
+        RejectReason::Busy => "busy",
+        RejectReason::Removed => "removed",
+        RejectReason::ConfigChangeInProgress => "config_change_in_progress",
+        RejectReason::InvalidConfig(_) => "invalid_config",
+        RejectReason::NotVoter { .. } => "not_voter",
+        RejectReason::Unsupported => "unsupported",
+        RejectReason::LeadershipLost { .. } => "leadership_lost",
+    }
+}
 
 /// Convert effects to Python objects, appending them to `list`.
 pub(crate) fn effects_to_py<M: Serialize>(

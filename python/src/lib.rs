@@ -21,6 +21,8 @@ mod durable;
 mod effects;
 mod host;
 mod inputs;
+mod machine;
+mod node;
 mod raft;
 mod simulate;
 mod values;
@@ -43,6 +45,7 @@ fn _rsm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     effects::register(m)?;
     durable::register(m)?;
     raft::register(m)?;
+    node::register(m)?;
     check::register(m)?;
     simulate::register(m)?;
     Ok(())

@@ -1,86 +1,132 @@
-"""A minimal in-memory host for Raft replicas, following the host rule.
+"""An in-memory network of ``rsm.Host`` nodes for tests.
 
-Each node keeps a ``Durable`` image (its "disk"), executes effects in order, holds every
-``Send`` that follows a ``Persist`` until that write is durable, and records what its
-state machine applied. Messages travel through per-node mailboxes as opaque bytes. The
-disk syncs immediately, so a held send leaves as soon as the step that emitted it is done.
+The reference host runs each node (host rule, follow-up inputs, client outcomes); this
+file only moves bytes between nodes, ticks clocks, decides when disks sync, and breaks
+things on purpose: it drops messages with a seeded probability, cuts links, and crashes
+nodes, which lose every write their disk had not synced.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import rsm
 
 
+class Log:
+    """The replicated state machine: the commands applied, in order."""
+
+    def __init__(self) -> None:
+        self.applied: list[bytes] = []
+
+    def apply(self, index: int, command: bytes) -> int:
+        self.applied.append(command)
+        return len(self.applied)
+
+    def snapshot(self) -> bytes:
+        return b"".join(len(c).to_bytes(4, "big") + c for c in self.applied)
+
+    def restore(self, data: bytes) -> None:
+        applied, at = [], 0
+        while at < len(data):
+            n = int.from_bytes(data[at:at + 4], "big")
+            applied.append(data[at + 4:at + 4 + n])
+            at += 4 + n
+        self.applied = applied
+
+    def query(self, query: Any) -> int:
+        return len(self.applied)
+
+
+class Disk:
+    """Storage that keeps writes in a buffer until ``sync``; a crash loses the buffer."""
+
+    def __init__(self, image: Optional[rsm.Durable] = None) -> None:
+        self.image = image if image is not None else rsm.Durable()
+        self.buffer: list[rsm.Persist] = []
+
+    def write(self, persist: rsm.Persist) -> None:
+        self.buffer.append(persist)
+
+    def sync(self) -> None:
+        for persist in self.buffer:
+            self.image.apply(persist)
+        self.buffer.clear()
+
+
 @dataclass
 class Node:
-    """One replica with its disk, its inbox and what its state machine applied."""
+    """One node: its host, state machine and disk, and the messages waiting for it."""
 
     id: int
-    members: list[int]
-    seed: int
-    raft: rsm.Raft
-    durable: rsm.Durable = field(default_factory=rsm.Durable)
-    inbox: list[rsm.Receive] = field(default_factory=list)
-    applied: list[bytes] = field(default_factory=list)
-    answers: list[rsm.Effect] = field(default_factory=list)
+    host: rsm.Host
+    machine: Log
+    disk: Disk
+    inbox: list[tuple[int, bytes]] = field(default_factory=list)
     up: bool = True
+
+    @property
+    def applied(self) -> list[bytes]:
+        return self.machine.applied
 
 
 class Cluster:
-    """``n`` replicas wired together in memory."""
+    """``n`` nodes wired together in memory. ``loss`` is the chance that a message is
+    dropped; ``rng_seed`` fixes which ones."""
 
-    def __init__(self, n: int = 3, seed: int = 1, **options: Any) -> None:
-        members = list(range(1, n + 1))
+    def __init__(self, n: int = 3, seed: int = 1, loss: float = 0.0, rng_seed: int = 0,
+                 **options: Any) -> None:
+        self.members = list(range(1, n + 1))
+        self.seed = seed
         self.options = options
-        self.nodes = {
-            i: Node(i, members, seed + i, rsm.Raft(i, members, seed=seed + i, **options))
-            for i in members
-        }
+        self.loss = loss
+        self.rng = random.Random(rng_seed)
         self.cut: set[tuple[int, int]] = set()
+        self.restarts = 0
+        self.calls: list[Call] = []
+        self.nodes = {i: self.start(i, None) for i in self.members}
 
-    def execute(self, node: Node, effects: list[rsm.Effect]) -> None:
-        """Run effects in order; feed the automaton's follow-up inputs back to it."""
-        pending = list(effects)
-        while pending:
-            follow: list[rsm.Input] = []
-            for e in pending:
-                if isinstance(e, rsm.Send):
-                    if (node.id, e.to) not in self.cut and self.nodes[e.to].up:
-                        self.nodes[e.to].inbox.append(rsm.Receive(node.id, e.msg))
-                elif isinstance(e, rsm.Persist):
-                    node.durable.apply(e)
-                    follow.append(rsm.Persisted(e.seq))
-                elif isinstance(e, rsm.Apply):
-                    for entry in e.entries:
-                        if entry.kind == "command":
-                            node.applied.append(entry.payload)
-                    follow.append(rsm.Applied(e.entries[-1].index))
-                elif isinstance(e, (rsm.Proposed, rsm.Reject, rsm.ReadReady)):
-                    node.answers.append(e)
-            pending = node.raft.step_many(follow) if follow else []
+    def start(self, i: int, image: Optional[rsm.Durable]) -> Node:
+        machine, disk = Log(), Disk(image)
+        seed = self.seed + i + 1000 * self.restarts
+        host = rsm.Host("raft", i, self.members, machine=machine, storage=disk, durable=image,
+                        seed=seed, options=self.options)
+        return Node(i, host, machine, disk)
+
+    def flush(self, node: Node) -> None:
+        """Sync the node's disk, then put what it may send on the wire."""
+        node.host.sync()
+        for to, msg in node.host.drain_sends():
+            peer = self.nodes[to]
+            if (node.id, to) in self.cut or not peer.up or self.rng.random() < self.loss:
+                continue
+            peer.inbox.append((node.id, msg))
 
     def tick(self, rounds: int = 1) -> None:
         """Tick every live node, then deliver every message, ``rounds`` times."""
         for _ in range(rounds):
-            for node in self.nodes.values():
-                if node.up:
-                    self.execute(node, node.raft.step(rsm.Tick()))
+            for node in self.live():
+                node.host.tick()
+                self.flush(node)
             self.deliver()
 
     def deliver(self) -> None:
-        """Deliver messages until every inbox is empty."""
-        while any(n.inbox for n in self.nodes.values() if n.up):
-            for node in self.nodes.values():
-                if node.up and node.inbox:
+        """Deliver messages until every live inbox is empty."""
+        while any(n.inbox for n in self.live()):
+            for node in self.live():
+                if node.inbox:
                     batch, node.inbox = node.inbox, []
-                    self.execute(node, node.raft.step_many(batch))
+                    node.host.receive_many(batch)
+                    self.flush(node)
+
+    def live(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.up]
 
     def leader(self) -> Optional[Node]:
         """The live node that believes it leads, if exactly one does."""
-        leaders = [n for n in self.nodes.values() if n.up and n.raft.status().role == "leader"]
+        leaders = [n for n in self.live() if n.host.role == "leader"]
         return leaders[0] if len(leaders) == 1 else None
 
     def elect(self, rounds_max: int = 200) -> Node:
@@ -92,20 +138,40 @@ class Cluster:
                 return leader
         raise AssertionError("no leader elected")
 
-    def propose(self, node: Node, req: int, command: bytes) -> None:
-        """Hand a command to ``node``."""
-        self.execute(node, node.raft.step(rsm.Propose(req, command)))
+    def propose(self, node: Node, command: bytes) -> Call:
+        """Hand a command to ``node``; the call, to look at its outcome later."""
+        call = Call(node.host, node.host.propose(command), command)
+        self.calls.append(call)
+        self.flush(node)
         self.deliver()
+        return call
 
     def crash(self, node: Node) -> None:
-        """Lose everything volatile; the disk (``durable``) survives."""
+        """Lose everything volatile, including unsynced writes; the disk's image survives.
+        The node's pending requests end indefinite."""
+        node.host.stop()
         node.up = False
         node.inbox.clear()
+        node.disk.buffer.clear()
 
     def restart(self, node: Node) -> None:
-        """Rebuild the replica from its disk."""
-        node.raft = rsm.Raft.restore(
-            node.durable, node.id, node.members, seed=node.seed + 1000, **self.options
-        )
-        node.applied.clear()
-        node.up = True
+        """Rebuild the node from its disk's image (a new host, state machine and disk)."""
+        self.restarts += 1
+        fresh = self.start(node.id, node.disk.image)
+        node.host, node.machine, node.disk, node.up = fresh.host, fresh.machine, fresh.disk, True
+
+
+@dataclass
+class Call:
+    """One client request: the host it went to, its ticket and command, and its outcome
+    once ended."""
+
+    host: rsm.Host
+    ticket: int
+    command: bytes
+    result: Optional[rsm.Outcome] = None
+
+    def poll(self) -> Optional[rsm.Outcome]:
+        if self.result is None:
+            self.result = self.host.outcome(self.ticket)
+        return self.result

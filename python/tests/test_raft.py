@@ -34,46 +34,51 @@ def test_three_nodes_elect_one_leader_and_replicate_in_order() -> None:
     c = Cluster(3, seed=11)
     leader = c.elect()
     commands = [f"set x {i}".encode() for i in range(10)]
-    for req, cmd in enumerate(commands, start=1):
-        c.propose(leader, req, cmd)
+    calls = [c.propose(leader, cmd) for cmd in commands]
     c.tick(5)
-    assert [type(a) for a in leader.answers] == [rsm.Proposed] * len(commands)
+    outcomes = [call.poll() for call in calls]
+    assert [o is not None and o.ok for o in outcomes] == [True] * 10
     for node in c.nodes.values():
         assert node.applied == commands
-        assert node.raft.status().leader == leader.id
-    epochs = {n.raft.status().epoch for n in c.nodes.values()}
+        assert node.host.leader == leader.id
+    epochs = {n.host.status().epoch for n in c.nodes.values()}
     assert len(epochs) == 1
 
 
 def test_messages_are_opaque_bytes_that_round_trip() -> None:
     c = Cluster(3, seed=5)
-    c.elect()
-    leader = c.leader()
-    assert leader is not None
-    effects = leader.raft.step(rsm.Propose(1, b"payload"))
-    sends = [e for e in effects if isinstance(e, rsm.Send)]
+    leader = c.elect()
+    leader.host.propose(b"payload")
+    leader.host.sync()
+    sends = leader.host.drain_sends()
     assert sends, "a leader replicates a proposal"
-    assert all(isinstance(s.msg, bytes) and s.msg for s in sends)
-    # Equal values, equal hashes; the message decodes at the peer.
-    assert sends[0] == rsm.Send(sends[0].to, sends[0].msg)
-    assert hash(sends[0]) == hash(rsm.Send(sends[0].to, sends[0].msg))
-    peer = c.nodes[sends[0].to]
-    peer.raft.step(rsm.Receive(leader.id, sends[0].msg))
+    assert all(isinstance(msg, bytes) and msg for _, msg in sends)
+    # Equal values, equal hashes.
+    to, msg = sends[0]
+    assert rsm.Send(to, msg) == rsm.Send(to, msg)
+    assert hash(rsm.Send(to, msg)) == hash(rsm.Send(to, msg))
+    # The message decodes at the peer, and at a replica stepped by hand.
+    c.nodes[to].host.receive(leader.id, msg)
+    rsm.Raft(to, c.members).step(rsm.Receive(leader.id, msg))
 
 
 def test_proposal_to_a_follower_is_a_definite_reject_effect_not_an_exception() -> None:
-    c = Cluster(3, seed=3)
-    leader = c.elect()
-    follower = next(n for n in c.nodes.values() if n is not leader)
-    effects = follower.raft.step(rsm.Propose(42, b"cmd"))
+    raft = rsm.Raft(2, [1, 2, 3], seed=3)
+    effects = raft.step(rsm.Propose(42, b"cmd"))
     rejects = [e for e in effects if isinstance(e, rsm.Reject)]
     assert len(rejects) == 1
     r = rejects[0]
     assert r.req == 42
     assert r.reason == "not_leader"
     assert r.definite is True
-    assert r.leader == leader.id
     assert "leader" in r.detail
+    # Through the host, the same refusal is the ticket's outcome, with the leader to retry.
+    c = Cluster(3, seed=3)
+    leader = c.elect()
+    follower = next(n for n in c.nodes.values() if n is not leader)
+    outcome = c.propose(follower, b"cmd").poll()
+    assert outcome is not None and outcome.definite
+    assert outcome.reason == "not_leader" and outcome.leader == leader.id
 
 
 def test_step_many_is_equivalent_to_single_steps() -> None:
@@ -100,19 +105,17 @@ def test_same_seed_same_inputs_same_effects() -> None:
 
 
 def test_malformed_message_raises_value_error_and_changes_nothing() -> None:
-    c = Cluster(3, seed=21)
-    leader = c.elect()
-    node = next(n for n in c.nodes.values() if n is not leader)
-    before = node.raft.status()
+    raft = rsm.Raft(2, [1, 2, 3], seed=21)
+    raft.step_many([rsm.Tick()] * 3)
+    before = raft.status()
     with pytest.raises(ValueError, match="malformed message from node 9"):
-        node.raft.step(rsm.Receive(9, b"\xff\x00garbage"))
+        raft.step(rsm.Receive(9, b"\xff\x00garbage"))
     # A bad input in the middle of a batch: nothing of the batch is stepped.
     with pytest.raises(ValueError):
-        node.raft.step_many([rsm.Tick(), rsm.Receive(leader.id, b""), rsm.Tick()])
-    assert node.raft.status() == before
+        raft.step_many([rsm.Tick(), rsm.Receive(1, b""), rsm.Tick()])
+    assert raft.status() == before
     # The replica still works.
-    c.tick(3)
-    assert c.leader() is leader
+    assert raft.step_many([rsm.Tick()] * 30)
 
 
 def test_wrong_argument_types_and_values_raise_clear_errors() -> None:
@@ -165,25 +168,25 @@ def test_restart_from_durable_state_keeps_the_log_and_the_vote() -> None:
     c = Cluster(3, seed=8)
     leader = c.elect()
     for req in range(1, 6):
-        c.propose(leader, req, b"cmd%d" % req)
+        c.propose(leader, b"cmd%d" % req)
     c.tick(3)
     follower = next(n for n in c.nodes.values() if n is not leader)
-    durable = follower.durable
+    durable = follower.disk.image
     assert durable.last_index >= 6
-    assert durable.hard_state.epoch == leader.raft.status().epoch
+    assert durable.hard_state.epoch == leader.host.status().epoch
     # Whole-image round trip through bytes.
     assert rsm.Durable.from_bytes(durable.to_bytes()) == durable
 
     c.crash(follower)
     for req in range(6, 9):
-        c.propose(leader, req, b"cmd%d" % req)
+        c.propose(leader, b"cmd%d" % req)
     c.restart(follower)
-    restored = follower.raft.status()
+    restored = follower.host.status()
     assert restored.last_index == durable.last_index
     assert restored.epoch == durable.hard_state.epoch
     c.tick(10)
-    assert follower.raft.status().commit == leader.raft.status().commit
-    # The restored replica re-applies the committed log from the start.
+    assert follower.host.status().commit == leader.host.status().commit
+    # The restored node re-applies the committed log from the start.
     assert follower.applied == [b"cmd%d" % i for i in range(1, 9)]
 
 
@@ -263,32 +266,31 @@ def _records_of(raft_seed: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def test_reads_and_leadership_transfer_answer_with_effects() -> None:
+def test_a_read_is_answered_after_the_writes_before_it() -> None:
     c = Cluster(3, seed=17)
     leader = c.elect()
-    c.propose(leader, 1, b"w")
+    c.propose(leader, b"w")
     c.tick(3)
-    c.execute(leader, leader.raft.step(rsm.Read(7)))
+    ticket = leader.host.read("count")
+    c.flush(leader)
     c.tick(3)
-    ready = [a for a in leader.answers if isinstance(a, rsm.ReadReady)]
-    assert [r.req for r in ready] == [7]
-    assert ready[0].index >= 1
-    target = next(i for i in c.nodes if i != leader.id)
-    c.execute(leader, leader.raft.step(rsm.TransferLeadership(target)))
-    c.tick(30)
-    assert c.leader() is c.nodes[target]
+    outcome = leader.host.outcome(ticket)
+    assert outcome is not None and outcome.ok, outcome
+    assert outcome.value == 1 and outcome.index is not None and outcome.index >= 1
 
 
 def test_membership_change_commits_a_config_entry() -> None:
     c = Cluster(3, seed=4)
     leader = c.elect()
-    c.propose(leader, 1, b"x")
+    c.propose(leader, b"x")
     c.tick(3)
     target = rsm.Membership([1, 2, 3], learners=[])
-    c.execute(leader, leader.raft.step(rsm.Reconfigure(9, rsm.Membership([1, 2]))))
+    ticket = leader.host.reconfigure(rsm.Membership([1, 2]))
+    c.flush(leader)
     c.tick(20)
-    assert rsm.Proposed in {type(a) for a in leader.answers if getattr(a, "req", None) == 9}
-    status = leader.raft.status()
+    outcome = leader.host.outcome(ticket)
+    assert outcome is not None and outcome.ok and outcome.index is not None
+    status = leader.host.status()
     assert status.membership == rsm.Membership([1, 2])
     assert status.membership != target
     assert 3 not in status.membership and 1 in status.membership
