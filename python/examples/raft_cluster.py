@@ -1,14 +1,15 @@
 """A 3-node Raft cluster in pure Python: asyncio over TCP on loopback.
 
 Each node is an asyncio TCP server on 127.0.0.1 (an ephemeral port) that owns an
-``rsm.Raft`` automaton, ticks it from a timer task and executes the effects it returns.
-Messages are the automaton's opaque bytes, carried in length-prefixed frames::
+``rsm.Host``: the reference host runs the replica (the host rule, the follow-up inputs,
+client outcomes), and this file only moves bytes, ticks the clock from a timer task and
+says when writes are durable. Messages are the replica's opaque bytes, carried in
+length-prefixed frames::
 
     [length: u32 big-endian][sender id: u64 big-endian][message bytes]
 
-Durable state lives in memory (an ``rsm.Durable`` per node), which keeps the host rule:
-every ``Persist`` is applied to the node's durable image before any later ``Send`` of the
-same batch leaves, and the automaton hears ``Persisted(seq)`` afterwards.
+Storage is in memory, so a write is durable once ``sync()`` returns; each node syncs
+after every input, then sends what the host released.
 
 Run it with ``python python/examples/raft_cluster.py``: it elects a leader, replicates a
 few commands, and prints the leader and what every node applied.
@@ -34,22 +35,44 @@ OUTBOX_FRAMES_MAX = 1024
 """Frames queued for one peer at most; beyond it new frames are dropped."""
 
 
+class Commands:
+    """The state machine: every command applied, in order."""
+
+    def __init__(self) -> None:
+        self.applied: list[bytes] = []
+
+    def apply(self, index: int, command: bytes) -> int:
+        self.applied.append(command)
+        return index
+
+    def snapshot(self) -> bytes:
+        return b"".join(len(c).to_bytes(4, "big") + c for c in self.applied)
+
+    def restore(self, data: bytes) -> None:
+        self.applied, at = [], 0
+        while at < len(data):
+            n = int.from_bytes(data[at:at + 4], "big")
+            self.applied.append(data[at + 4:at + 4 + n])
+            at += 4 + n
+
+
 @dataclass
 class Node:
-    """One replica with its network endpoints, its durable image and its state machine."""
+    """One node: its host and state machine, its network endpoints, its waiting clients."""
 
     id: int
-    members: list[int]
-    raft: rsm.Raft
-    durable: rsm.Durable = field(default_factory=rsm.Durable)
-    applied: list[bytes] = field(default_factory=list)
+    host: rsm.Host
+    machine: Commands
     ports: dict[int, int] = field(default_factory=dict)
     outboxes: dict[int, asyncio.Queue[bytes]] = field(default_factory=dict)
     senders: list[asyncio.Task[None]] = field(default_factory=list)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     server: Optional[asyncio.Server] = None
-    proposals: dict[int, asyncio.Future[int]] = field(default_factory=dict)
-    waiting_apply: dict[int, tuple[int, asyncio.Future[int]]] = field(default_factory=dict)
+    waiting: dict[int, asyncio.Future[int]] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> list[bytes]:
+        return self.machine.applied
 
     async def start(self) -> int:
         """Listen on an ephemeral loopback port; returns the port."""
@@ -67,10 +90,10 @@ class Node:
                     break
                 msg = await reader.readexactly(length)
                 try:
-                    effects = self.raft.step(rsm.Receive(sender, msg))
+                    self.host.receive(sender, msg)
                 except ValueError:
                     continue  # a malformed frame is dropped; the replica is unchanged
-                self.execute(effects)
+                self.flush()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -100,63 +123,33 @@ class Node:
             except OSError:
                 writer = None  # the peer is down: Raft retries on its own schedule
 
-    def execute(self, effects: list[rsm.Effect]) -> None:
-        """Execute effects in order, then feed back what the automaton must hear.
+    def flush(self) -> None:
+        """Make the writes durable, send what the host released, answer ended requests."""
+        self.host.sync()
+        for to, msg in self.host.drain_sends():
+            self.send(to, msg)
+        for outcome in self.host.take_outcomes():
+            fut = self.waiting.pop(outcome.ticket, None)
+            if fut is None or fut.done():
+                continue
+            if outcome.ok and outcome.index is not None:
+                fut.set_result(outcome.index)
+            else:
+                fut.set_exception(RuntimeError(f"{outcome.status}: {outcome.detail}"))
 
-        Synchronous on purpose: no other task can step the automaton or touch the durable
-        image between two effects of one batch, so persists are applied in emission order.
-        """
-        while effects:
-            follow: list[rsm.Input] = []
-            persisted = 0
-            for e in effects:
-                if isinstance(e, rsm.Persist):
-                    # In-memory "disk": durable as soon as applied, so the sends that
-                    # follow may leave; the automaton hears about it below.
-                    self.durable.apply(e)
-                    persisted = e.seq
-                elif isinstance(e, rsm.Send):
-                    self.send(e.to, e.msg)
-                elif isinstance(e, rsm.Apply):
-                    self.apply(e.entries)
-                    follow.append(rsm.Applied(e.entries[-1].index))
-                elif isinstance(e, rsm.Proposed):
-                    fut = self.proposals.pop(e.req, None)
-                    if fut is not None and not fut.done():
-                        self.waiting_apply[e.index] = (e.epoch, fut)
-                elif isinstance(e, rsm.Reject):
-                    fut = self.proposals.pop(e.req, None)
-                    if fut is not None and not fut.done():
-                        fut.set_exception(RuntimeError(f"rejected: {e.detail}"))
-            if persisted:
-                follow.insert(0, rsm.Persisted(persisted))
-            effects = self.raft.step_many(follow) if follow else []
-
-    def apply(self, entries: list[rsm.Entry]) -> None:
-        """The state machine: remember every command, in order; answer waiting clients."""
-        for entry in entries:
-            if entry.kind == "command":
-                self.applied.append(entry.payload)
-            waiting = self.waiting_apply.pop(entry.index, None)
-            if waiting is not None:
-                epoch, fut = waiting
-                if epoch == entry.epoch:
-                    fut.set_result(entry.index)
-                else:
-                    fut.set_exception(RuntimeError("superseded by another leader"))
-
-    async def propose(self, req: int, command: bytes) -> int:
+    async def propose(self, command: bytes) -> int:
         """Replicate ``command``; returns its log index once this node applied it."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.proposals[req] = fut
-        self.execute(self.raft.step(rsm.Propose(req, command)))
+        self.waiting[self.host.propose(command)] = fut
+        self.flush()
         return await fut
 
     async def tick_forever(self) -> None:
         """Drive the automaton's clock."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.execute(self.raft.step(rsm.Tick()))
+            self.host.tick()
+            self.flush()
 
     async def stop(self) -> None:
         """Stop the senders, close every connection and the listener."""
@@ -182,8 +175,8 @@ class ClusterResult:
 async def wait_for_leader(nodes: list[Node]) -> Node:
     """Poll until exactly one node leads and every node knows it."""
     while True:
-        leaders = [n for n in nodes if n.raft.status().role == "leader"]
-        if len(leaders) == 1 and all(n.raft.status().leader == leaders[0].id for n in nodes):
+        leaders = [n for n in nodes if n.host.role == "leader"]
+        if len(leaders) == 1 and all(n.host.leader == leaders[0].id for n in nodes):
             return leaders[0]
         await asyncio.sleep(TICK_SECONDS)
 
@@ -191,17 +184,19 @@ async def wait_for_leader(nodes: list[Node]) -> Node:
 async def run_cluster(commands: list[bytes], seed: int = 1) -> ClusterResult:
     """Start three nodes, elect a leader, replicate ``commands``, wait for every node."""
     members = [1, 2, 3]
-    nodes = [
-        Node(i, members, rsm.Raft(i, members, seed=seed * 10 + i)) for i in members
-    ]
+    nodes = []
+    for i in members:
+        machine = Commands()
+        nodes.append(Node(i, rsm.Host("raft", i, members, machine=machine, seed=seed * 10 + i),
+                          machine))
     ports = {n.id: await n.start() for n in nodes}
     for n in nodes:
         n.ports = ports
     tickers = [asyncio.create_task(n.tick_forever()) for n in nodes]
     try:
         leader = await wait_for_leader(nodes)
-        for req, cmd in enumerate(commands, start=1):
-            await leader.propose(req, cmd)
+        for cmd in commands:
+            await leader.propose(cmd)
         while any(len(n.applied) < len(commands) for n in nodes):
             await asyncio.sleep(TICK_SECONDS)
         return ClusterResult(leader.id, commands, {n.id: list(n.applied) for n in nodes})
