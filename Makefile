@@ -49,7 +49,8 @@ demo:
 	$(CARGO) run --release -p rsm-kv --bin rsm-kv-demo
 
 # The Python module `rsm`: built in release mode into a virtual environment this target
-# creates (.venv), then tested with pytest and type-checked with mypy.
+# creates (.venv), then tested with pytest, type-checked with mypy, and its stubs checked
+# against the built module with mypy's stubtest.
 VENV ?= .venv
 PYTHON ?= python3
 PY_TOOLS = "maturin==1.16.*" "pytest==9.*" "mypy==1.*"
@@ -61,3 +62,4 @@ python: $(VENV)/.tools
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q -m python/Cargo.toml
 	$(VENV)/bin/python -m pytest python/tests -q
 	cd python && ../$(VENV)/bin/mypy --strict tests examples bench
+	cd python && ../$(VENV)/bin/python -m mypy.stubtest rsm._rsm

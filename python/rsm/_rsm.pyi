@@ -1,15 +1,72 @@
 """Type stubs for the native extension ``rsm._rsm`` (re-exported by ``rsm``)."""
 
-from typing import Any, Iterable, Literal, Mapping, Optional, Protocol, Tuple, Union, final
+from typing import (
+    Any,
+    Iterable,
+    Literal,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    TypedDict,
+    Union,
+    final,
+)
+
+from typing_extensions import Unpack
 
 __version__: str
+__all__ = [
+    "Applied",
+    "Apply",
+    "Campaign",
+    "Durable",
+    "Entry",
+    "HardState",
+    "Host",
+    "HostError",
+    "InstallSnapshot",
+    "Membership",
+    "Operation",
+    "Outcome",
+    "PanicException",
+    "Persist",
+    "Persisted",
+    "PoisonedError",
+    "Propose",
+    "Proposed",
+    "Raft",
+    "Read",
+    "ReadReady",
+    "Receive",
+    "Reconfigure",
+    "Reject",
+    "Report",
+    "RoleChanged",
+    "RunResult",
+    "RunStats",
+    "Send",
+    "Snapshot",
+    "SnapshotMeta",
+    "Status",
+    "TakeSnapshot",
+    "Tick",
+    "TransferLeadership",
+    "Verdict",
+    "Violation",
+    "__version__",
+    "check",
+    "protocols",
+    "run_seed",
+    "simulate",
+]
 
-Role = Literal[
+_Role = Literal[
     "follower", "pre_candidate", "candidate", "leader", "learner", "recovering", "removed"
 ]
-EntryKind = Literal["command", "noop", "config"]
-PersistKind = Literal["append", "accept", "truncate", "hard_state", "snapshot", "compact"]
-RejectReason = Literal[
+_EntryKind = Literal["command", "noop", "config"]
+_PersistKind = Literal["append", "accept", "truncate", "hard_state", "snapshot", "compact"]
+_RejectReason = Literal[
     "not_leader",
     "transfer_in_progress",
     "too_large",
@@ -21,10 +78,10 @@ RejectReason = Literal[
     "unsupported",
     "leadership_lost",
 ]
-CallKind = Literal["read", "write", "cas"]
-OutcomeKind = Literal["ok", "fail", "indeterminate"]
-VerdictKind = Literal["linearizable", "not_linearizable", "malformed", "inconclusive"]
-BudgetKind = Literal["steps", "memory", "time"]
+_CallKind = Literal["read", "write", "cas"]
+_OutcomeKind = Literal["ok", "fail", "indeterminate"]
+_VerdictKind = Literal["linearizable", "not_linearizable", "malformed", "inconclusive"]
+_BudgetKind = Literal["steps", "memory", "time"]
 
 class PanicException(BaseException):
     """A Rust panic crossed into Python. A replica that panicked is poisoned."""
@@ -40,12 +97,12 @@ class Membership:
     outgoing voters."""
 
     __match_args__ = ("voters", "learners", "outgoing")
-    def __init__(
-        self,
+    def __new__(
+        cls,
         voters: Iterable[int],
         learners: Optional[Iterable[int]] = None,
         outgoing: Optional[Iterable[int]] = None,
-    ) -> None: ...
+    ) -> Membership: ...
     @property
     def voters(self) -> list[int]: ...
     @property
@@ -54,8 +111,8 @@ class Membership:
     def outgoing(self) -> list[int]: ...
     @property
     def is_joint(self) -> bool: ...
-    def __contains__(self, id: int) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __contains__(self, id: int, /) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -68,12 +125,12 @@ class Entry:
     @property
     def epoch(self) -> int: ...
     @property
-    def kind(self) -> EntryKind: ...
+    def kind(self) -> _EntryKind: ...
     @property
     def payload(self) -> bytes: ...
     @property
     def membership(self) -> Optional[Membership]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -81,14 +138,14 @@ class SnapshotMeta:
     """The log prefix a snapshot replaces."""
 
     __match_args__ = ("index", "epoch", "membership")
-    def __init__(self, index: int, epoch: int, membership: Membership) -> None: ...
+    def __new__(cls, index: int, epoch: int, membership: Membership) -> SnapshotMeta: ...
     @property
     def index(self) -> int: ...
     @property
     def epoch(self) -> int: ...
     @property
     def membership(self) -> Membership: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 @final
 class HardState:
@@ -101,7 +158,7 @@ class HardState:
     def vote(self) -> Optional[int]: ...
     @property
     def commit(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -114,7 +171,7 @@ class Status:
     @property
     def id(self) -> int: ...
     @property
-    def role(self) -> Role: ...
+    def role(self) -> _Role: ...
     @property
     def epoch(self) -> int: ...
     @property
@@ -127,7 +184,7 @@ class Status:
     def last_index(self) -> int: ...
     @property
     def membership(self) -> Membership: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 # Inputs ---------------------------------------------------------------------------------
 
@@ -136,8 +193,8 @@ class Tick:
     """One logical clock tick."""
 
     __match_args__ = ()
-    def __init__(self) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __new__(cls) -> Tick: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -145,12 +202,12 @@ class Receive:
     """A message (the bytes of a peer's ``Send.msg``) from replica ``sender``."""
 
     __match_args__ = ("sender", "msg")
-    def __init__(self, sender: int, msg: bytes) -> None: ...
+    def __new__(cls, sender: int, msg: bytes) -> Receive: ...
     @property
     def sender(self) -> int: ...
     @property
     def msg(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -158,12 +215,12 @@ class Propose:
     """A client command to replicate."""
 
     __match_args__ = ("req", "command")
-    def __init__(self, req: int, command: bytes) -> None: ...
+    def __new__(cls, req: int, command: bytes) -> Propose: ...
     @property
     def req(self) -> int: ...
     @property
     def command(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -171,10 +228,10 @@ class Read:
     """A linearizable read barrier."""
 
     __match_args__ = ("req",)
-    def __init__(self, req: int) -> None: ...
+    def __new__(cls, req: int) -> Read: ...
     @property
     def req(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -182,10 +239,10 @@ class Persisted:
     """Every ``Persist`` numbered ``<= through`` is durable."""
 
     __match_args__ = ("through",)
-    def __init__(self, through: int) -> None: ...
+    def __new__(cls, through: int) -> Persisted: ...
     @property
     def through(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -193,10 +250,10 @@ class Applied:
     """The state machine applied every entry through ``through``."""
 
     __match_args__ = ("through",)
-    def __init__(self, through: int) -> None: ...
+    def __new__(cls, through: int) -> Applied: ...
     @property
     def through(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -204,24 +261,24 @@ class Snapshot:
     """The snapshot a ``TakeSnapshot`` effect asked for."""
 
     __match_args__ = ("meta", "data")
-    def __init__(self, meta: SnapshotMeta, data: bytes) -> None: ...
+    def __new__(cls, meta: SnapshotMeta, data: bytes) -> Snapshot: ...
     @property
     def meta(self) -> SnapshotMeta: ...
     @property
     def data(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 @final
 class Reconfigure:
     """Change the membership."""
 
     __match_args__ = ("req", "membership")
-    def __init__(self, req: int, membership: Union[Membership, Iterable[int]]) -> None: ...
+    def __new__(cls, req: int, membership: Union[Membership, Iterable[int]]) -> Reconfigure: ...
     @property
     def req(self) -> int: ...
     @property
     def membership(self) -> Membership: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -229,12 +286,12 @@ class TransferLeadership:
     """Hand leadership to replica ``to``; a refusal comes back as ``Reject`` for ``req``."""
 
     __match_args__ = ("to", "req")
-    def __init__(self, to: int, req: Optional[int] = None) -> None: ...
+    def __new__(cls, to: int, req: Optional[int] = None) -> TransferLeadership: ...
     @property
     def to(self) -> int: ...
     @property
     def req(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -242,11 +299,11 @@ class Campaign:
     """Start an election now, as if the election timeout had fired."""
 
     __match_args__ = ()
-    def __init__(self) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __new__(cls) -> Campaign: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-Input = Union[
+_Input = Union[
     Tick,
     Receive,
     Propose,
@@ -266,12 +323,12 @@ class Send:
     """Send ``msg`` (opaque bytes) to replica ``to``."""
 
     __match_args__ = ("to", "msg")
-    def __init__(self, to: int, msg: bytes) -> None: ...
+    def __new__(cls, to: int, msg: bytes) -> Send: ...
     @property
     def to(self) -> int: ...
     @property
     def msg(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -282,12 +339,12 @@ class Persist:
     @property
     def seq(self) -> int: ...
     @property
-    def kind(self) -> PersistKind: ...
+    def kind(self) -> _PersistKind: ...
     @property
     def data(self) -> bytes: ...
     @property
     def entries(self) -> list[Entry]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 @final
 class Apply:
@@ -296,7 +353,7 @@ class Apply:
     __match_args__ = ("entries",)
     @property
     def entries(self) -> list[Entry]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 @final
 class Proposed:
@@ -309,7 +366,7 @@ class Proposed:
     def index(self) -> int: ...
     @property
     def epoch(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -321,7 +378,7 @@ class ReadReady:
     def req(self) -> int: ...
     @property
     def index(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -332,14 +389,14 @@ class Reject:
     @property
     def req(self) -> int: ...
     @property
-    def reason(self) -> RejectReason: ...
+    def reason(self) -> _RejectReason: ...
     @property
     def definite(self) -> bool: ...
     @property
     def leader(self) -> Optional[int]: ...
     @property
     def detail(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -349,7 +406,7 @@ class TakeSnapshot:
     __match_args__ = ("through",)
     @property
     def through(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -363,7 +420,7 @@ class InstallSnapshot:
     def data(self) -> bytes: ...
     @property
     def membership(self) -> Membership: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 @final
 class RoleChanged:
@@ -371,15 +428,15 @@ class RoleChanged:
 
     __match_args__ = ("role", "epoch", "leader")
     @property
-    def role(self) -> Role: ...
+    def role(self) -> _Role: ...
     @property
     def epoch(self) -> int: ...
     @property
     def leader(self) -> Optional[int]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-Effect = Union[
+_Effect = Union[
     Send,
     Persist,
     Apply,
@@ -398,7 +455,7 @@ class Durable:
     """A replica's durable image; apply every ``Persist`` to it in order."""
 
     __match_args__ = ("hard_state", "snapshot_index", "last_index")
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Durable: ...
     def apply(self, write: Union[Persist, bytes]) -> None: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
@@ -413,55 +470,60 @@ class Durable:
     def snapshot_index(self) -> int: ...
     @property
     def last_index(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 # Protocols ------------------------------------------------------------------------------
+
+class _RaftOptions(TypedDict, total=False):
+    """The keyword options of `Raft` (named after the Rust `RaftConfig`'s fields)."""
+
+    election_ticks_min: int
+    election_ticks_max: int
+    heartbeat_ticks: int
+    pre_vote: bool
+    check_quorum: bool
+    vote_stickiness: bool
+    lease_reads: bool
+    lease_drift_ticks: int
+    priority: int
+    proposal_bytes_max: int
+    uncommitted_bytes_max: int
+    batch_entries_max: int
+    batch_bytes_max: int
+    msg_bytes_max: int
+    msg_entries_max: int
+    inflight_msgs_max: int
+    inflight_bytes_max: int
+    apply_batch_entries_max: int
+    apply_lag_entries_max: int
+    snapshot_entries_threshold: int
+    snapshot_chunk_bytes: int
+    snapshot_bytes_max: int
+    reads_pending_max: int
 
 @final
 class Raft:
     """A Raft replica: a deterministic automaton with no I/O of its own."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         id: int,
         members: Union[Membership, Iterable[int]],
         *,
-        seed: int = 0,
-        election_ticks_min: int = ...,
-        election_ticks_max: int = ...,
-        heartbeat_ticks: int = ...,
-        pre_vote: bool = ...,
-        check_quorum: bool = ...,
-        vote_stickiness: bool = ...,
-        lease_reads: bool = ...,
-        lease_drift_ticks: int = ...,
-        priority: int = ...,
-        proposal_bytes_max: int = ...,
-        uncommitted_bytes_max: int = ...,
-        batch_entries_max: int = ...,
-        batch_bytes_max: int = ...,
-        msg_bytes_max: int = ...,
-        msg_entries_max: int = ...,
-        inflight_msgs_max: int = ...,
-        inflight_bytes_max: int = ...,
-        apply_batch_entries_max: int = ...,
-        apply_lag_entries_max: int = ...,
-        snapshot_entries_threshold: int = ...,
-        snapshot_chunk_bytes: int = ...,
-        snapshot_bytes_max: int = ...,
-        reads_pending_max: int = ...,
-    ) -> None: ...
+        seed: Optional[int] = None,
+        **options: Unpack[_RaftOptions],
+    ) -> Raft: ...
     @staticmethod
     def restore(
         durable: Durable,
         id: int,
         members: Union[Membership, Iterable[int]],
         *,
-        seed: int = 0,
-        **options: Union[int, bool],
+        seed: Optional[int] = None,
+        **options: Unpack[_RaftOptions],
     ) -> Raft: ...
-    def step(self, input: Input) -> list[Effect]: ...
-    def step_many(self, inputs: Iterable[Input]) -> list[Effect]: ...
+    def step(self, input: _Input) -> list[_Effect]: ...
+    def step_many(self, inputs: Iterable[_Input]) -> list[_Effect]: ...
     def status(self) -> Status: ...
     @property
     def id(self) -> int: ...
@@ -486,7 +548,7 @@ class _Storage(Protocol):
     def write(self, persist: Persist, /) -> Any: ...
     def sync(self) -> Any: ...
 
-OutcomeStatus = Literal["ok", "definite", "indefinite"]
+_OutcomeStatus = Literal["ok", "definite", "indefinite"]
 
 @final
 class Outcome:
@@ -497,7 +559,7 @@ class Outcome:
     @property
     def ticket(self) -> int: ...
     @property
-    def status(self) -> OutcomeStatus: ...
+    def status(self) -> _OutcomeStatus: ...
     @property
     def ok(self) -> bool: ...
     @property
@@ -554,7 +616,7 @@ class Host:
     @property
     def id(self) -> int: ...
     @property
-    def role(self) -> Role: ...
+    def role(self) -> _Role: ...
     @property
     def leader(self) -> Optional[int]: ...
     @property
@@ -587,11 +649,11 @@ class Operation:
         "client", "key", "call", "value", "expected", "new", "swapped", "invoke",
         "complete", "outcome",
     )
-    def __init__(
-        self,
+    def __new__(
+        cls,
         client: int,
         key: int,
-        call: CallKind,
+        call: _CallKind,
         invoke: int,
         complete: Optional[int],
         *,
@@ -599,14 +661,14 @@ class Operation:
         expected: Optional[int] = None,
         new: Optional[int] = None,
         swapped: Optional[bool] = None,
-        outcome: OutcomeKind = "ok",
-    ) -> None: ...
+        outcome: Optional[_OutcomeKind] = None,
+    ) -> Operation: ...
     @property
     def client(self) -> int: ...
     @property
     def key(self) -> int: ...
     @property
-    def call(self) -> CallKind: ...
+    def call(self) -> _CallKind: ...
     @property
     def value(self) -> Optional[int]: ...
     @property
@@ -620,8 +682,8 @@ class Operation:
     @property
     def complete(self) -> int: ...
     @property
-    def outcome(self) -> OutcomeKind: ...
-    def __eq__(self, other: object) -> bool: ...
+    def outcome(self) -> _OutcomeKind: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -630,7 +692,7 @@ class Verdict:
 
     __match_args__ = ("kind", "key", "ops")
     @property
-    def kind(self) -> VerdictKind: ...
+    def kind(self) -> _VerdictKind: ...
     @property
     def linearizable(self) -> bool: ...
     @property
@@ -638,7 +700,7 @@ class Verdict:
     @property
     def ops(self) -> list[Operation]: ...
     @property
-    def budget(self) -> Optional[BudgetKind]:
+    def budget(self) -> Optional[_BudgetKind]:
         """For an inconclusive verdict: the budget that ran out."""
     @property
     def stuck(self) -> Optional[Operation]:
@@ -661,9 +723,9 @@ def check(
 
 # Simulator ------------------------------------------------------------------------------
 
-FaultSetting = Union[float, int, bool, str]
-Faults = Union[Literal["swarm", "none"], Mapping[str, FaultSetting]]
-Seeds = Union[range, Tuple[int, int], Iterable[int]]
+_FaultSetting = Union[float, int, bool, str]
+_Faults = Union[Literal["swarm", "none"], Mapping[str, _FaultSetting]]
+_Seeds = Union[range, Tuple[int, int], Iterable[int]]
 
 @final
 class Violation:
@@ -676,7 +738,7 @@ class Violation:
     def node(self) -> Optional[int]: ...
     @property
     def detail(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -748,9 +810,9 @@ class RunResult:
 
 def simulate(
     protocol: Literal["raft"] = "raft",
-    seeds: Optional[Seeds] = None,
+    seeds: Optional[_Seeds] = None,
     *,
-    faults: Optional[Faults] = None,
+    faults: Optional[_Faults] = None,
     nodes: Optional[int] = None,
     fault_ticks: Optional[int] = None,
     liveness_ticks_max: Optional[int] = None,
@@ -764,13 +826,13 @@ def run_seed(
     seed: int,
     protocol: Literal["raft"] = "raft",
     *,
-    faults: Optional[Faults] = None,
+    faults: Optional[_Faults] = None,
     nodes: Optional[int] = None,
     fault_ticks: Optional[int] = None,
     liveness_ticks_max: Optional[int] = None,
     ops_per_client: Optional[int] = None,
     check_linearizability: Optional[Union[bool, Literal["allow_inconclusive"]]] = None,
-    keep_trace: bool = False,
+    keep_trace: Optional[bool] = None,
     options: Optional[Mapping[str, Union[int, bool]]] = None,
 ) -> RunResult:
     """Run one seed (GIL released); its figures, violation and history."""

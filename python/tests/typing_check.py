@@ -8,29 +8,48 @@ from typing import Optional
 import rsm
 
 
+class Counter:
+    """A state machine: counts the commands applied."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def apply(self, index: int, command: bytes) -> int:
+        self.count += 1
+        return self.count
+
+    def snapshot(self) -> bytes:
+        return self.count.to_bytes(8, "big")
+
+    def restore(self, data: bytes) -> None:
+        self.count = int.from_bytes(data, "big")
+
+    def query(self, query: object) -> int:
+        return self.count
+
+
 def elect_single_node(seed: int) -> rsm.Status:
-    raft = rsm.Raft(1, [1], seed=seed, election_ticks_min=5, election_ticks_max=9,
-                    heartbeat_ticks=1, pre_vote=False)
-    durable = rsm.Durable()
-    effects: list[rsm.Effect] = raft.step_many([rsm.Tick()] * 20)
-    while effects:
-        follow: list[rsm.Input] = []
-        for e in effects:
-            match e:
-                case rsm.Persist():
-                    durable.apply(e)
-                    follow.append(rsm.Persisted(e.seq))
-                case rsm.Apply(entries):
-                    follow.append(rsm.Applied(entries[-1].index))
-                case rsm.Send(to, msg):
-                    assert isinstance(msg, bytes) and to != 1
-                case _:
-                    pass
-        effects = raft.step_many(follow) if follow else []
-    restored = rsm.Raft.restore(durable, 1, rsm.Membership([1]), seed=seed)
-    leader: Optional[int] = raft.status().leader
+    host = rsm.Host("raft", 1, [1], machine=Counter(), seed=seed,
+                    options={"election_ticks_min": 5, "election_ticks_max": 9,
+                             "heartbeat_ticks": 1, "pre_vote": False})
+    while host.role != "leader":
+        host.tick()
+        host.sync()
+    ticket: int = host.propose(b"one")
+    for _ in range(3):
+        host.sync()
+        host.tick()
+    outcome: Optional[rsm.Outcome] = host.outcome(ticket)
+    assert outcome is not None and outcome.ok and outcome.value == 1
+    sends: list[tuple[int, bytes]] = host.drain_sends()
+    assert sends == []
+    durable: rsm.Durable = host.durable()
+    restored = rsm.Raft.restore(durable, 1, rsm.Membership([1]), seed=seed, pre_vote=False)
+    effects: list[rsm.Effect] = restored.step(rsm.Tick())
+    assert all(not isinstance(e, rsm.Apply) for e in effects)
+    leader: Optional[int] = host.leader
     assert leader == 1 and restored.status().last_index == durable.last_index
-    return raft.status()
+    return host.status()
 
 
 def simulate_and_check() -> bool:
