@@ -35,11 +35,14 @@ pub enum FaultKind {
     Reconfigure,
     /// The leader was asked to hand over leadership.
     TransferLeadership,
+    /// A node's disk was wiped (after the node was removed from the membership); it came
+    /// back blank as a learner to catch up and be promoted.
+    Wipe,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::MessageLoss,
         FaultKind::MessageDuplicate,
         FaultKind::Partition,
@@ -53,6 +56,7 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Reconfigure,
         FaultKind::TransferLeadership,
+        FaultKind::Wipe,
     ];
 
     /// A stable, short name.
@@ -71,6 +75,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Reconfigure => "reconfigure",
             FaultKind::TransferLeadership => "transfer-leadership",
+            FaultKind::Wipe => "wipe",
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Swarm {
     pub transfer: f64,
     /// A client's pause between operations, in time units (upper bound, exclusive).
     pub think_units_max: u64,
+    /// Probability that a fault step starts wiping a node's disk, which the node survives
+    /// only by rejoining through the safe procedure (removed, restarted blank, added back
+    /// as a learner, caught up, promoted). One such procedure runs at a time.
+    pub wipe: f64,
 }
 
 impl Swarm {
@@ -131,6 +135,13 @@ impl Swarm {
                 0.0
             },
             think_units_max: r.range(1, 8) * TICK_UNITS,
+            // Drawn last, so that the fields above mean for every seed what they meant
+            // before wipes existed.
+            wipe: if on(&mut r, 0.3) {
+                rate(&mut r, 50)
+            } else {
+                0.0
+            },
         }
     }
 
@@ -154,6 +165,7 @@ impl Swarm {
             reconfigure: 0.0,
             transfer: 0.0,
             think_units_max: 2 * TICK_UNITS,
+            wipe: 0.0,
         }
     }
 }
@@ -170,5 +182,7 @@ mod tests {
         assert_eq!(sizes.len(), CLUSTER_SIZES.len(), "every size gets drawn");
         assert!((0..200).any(|s| Swarm::draw(s).crash == 0.0));
         assert!((0..200).any(|s| Swarm::draw(s).crash > 0.1));
+        assert!((0..200).any(|s| Swarm::draw(s).wipe == 0.0));
+        assert!((0..200).any(|s| Swarm::draw(s).wipe > 0.02));
     }
 }

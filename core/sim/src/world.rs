@@ -59,6 +59,38 @@ const PAUSE_TICKS: (u64, u64) = (3, 40);
 /// How often the liveness phase checks for convergence, in time units.
 const CONVERGENCE_CHECK_UNITS: u64 = TICK_UNITS;
 
+/// Fault steps a rejoin waits for a membership change it asked for before asking the
+/// leader again (the request may have been refused while another change was uncommitted).
+const REJOIN_ASK_AGAIN_STEPS: u32 = 8;
+
+/// The safe procedure for a node whose disk is wiped (README: "Replacing a node whose disk
+/// lost data"), advanced by the fault steps as far as the cluster allows: the node is
+/// removed from the membership, then its disk is wiped (it is down), it is added back as a
+/// learner and restarted blank knowing only that, it catches up by entries or snapshot,
+/// and it is promoted to voter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Rejoin {
+    node: usize,
+    stage: RejoinStage,
+    /// The leader and epoch the stage's membership change was last asked of.
+    asked: Option<(usize, Epoch)>,
+    /// Fault steps since it was asked.
+    waited: u32,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum RejoinStage {
+    /// Waiting for the removal to apply at the leader; the node still runs.
+    Removing,
+    /// Wiped and down; waiting for the learner to be added.
+    AddingLearner,
+    /// Restarted blank as a learner; waiting for it to apply through `through` (the
+    /// leader's commit index when it restarted).
+    CatchingUp { through: LogIndex },
+    /// Waiting for the promotion to apply at the leader.
+    Promoting,
+}
+
 /// Something scheduled at a time.
 #[derive(Debug)]
 enum Scheduled<M> {
@@ -137,6 +169,10 @@ struct Node<R: Replica> {
     watch: Watch,
     incarnation: u32,
     paused_until: u64,
+    /// The membership the node starts with instead of the initial one once it lost its
+    /// disk, as an operator's `--join` gives it: the one that added it back as a learner,
+    /// so that a blank start never makes it a voter. Later configurations come from its log.
+    join: Option<Membership>,
 }
 
 pub(crate) struct World<'a, R: Replica> {
@@ -176,6 +212,8 @@ pub(crate) struct World<'a, R: Replica> {
     healed: Vec<bool>,
     /// Voter sets of the membership changes asked for, any of which may be in force.
     requested_voters: Vec<std::collections::BTreeSet<NodeId>>,
+    /// The wiped node's way back, while one is under way.
+    rejoin: Option<Rejoin>,
 }
 
 impl<'a, R: Replica> World<'a, R>
@@ -206,6 +244,7 @@ where
             membership: (LogIndex(0), initial.clone()),
             healed: vec![true; swarm.nodes],
             requested_voters: Vec::new(),
+            rejoin: None,
             initial,
             network,
             clients,
@@ -269,6 +308,7 @@ where
                 watch: Watch::default(),
                 incarnation: 0,
                 paused_until: 0,
+                join: None,
             });
             self.start_node(i)?;
             let first = self.rng.range(1, self.swarm.tick_period_units[i] + 1);
@@ -367,7 +407,8 @@ where
     }
 
     fn start_node(&mut self, i: usize) -> Result<(), Violation> {
-        let config = (self.make_config)(self.ids[i], &self.initial, self.node_seed(i));
+        let membership = self.nodes[i].join.as_ref().unwrap_or(&self.initial);
+        let config = (self.make_config)(self.ids[i], membership, self.node_seed(i));
         let id = self.ids[i];
         let disk = std::mem::take(&mut self.nodes[i].disk);
         let durable = disk.durable().clone();
@@ -1069,7 +1110,12 @@ where
                 self.record(Some(self.ids[i]), EventKind::Pause { until });
             }
         }
-        if self.rng.chance(self.swarm.reconfigure)
+        // While a wiped node rejoins, only its procedure changes the membership.
+        if self.rejoin.is_some() {
+            self.advance_rejoin()?;
+        } else if self.rng.chance(self.swarm.wipe) {
+            self.begin_rejoin();
+        } else if self.rng.chance(self.swarm.reconfigure)
             && let Some((l, _)) = self.leader()
         {
             self.reconfigure(l)?;
@@ -1115,15 +1161,24 @@ where
         } else {
             voters.insert(pick);
         }
-        self.requested_voters.push(voters.clone());
-        let target = Membership::new(voters);
+        self.ask_membership(leader, Membership::new(voters))
+    }
+
+    /// Ask the leader to change the membership to `target`.
+    fn ask_membership(&mut self, leader: usize, target: Membership) -> Result<(), Violation> {
+        if self.requested_voters.last() != Some(&target.voters) {
+            self.requested_voters.push(target.voters.clone());
+        }
         self.faults.add(FaultKind::Reconfigure);
-        self.record(
-            Some(self.ids[leader]),
-            EventKind::Admin {
-                what: format!("reconfigure to voters {:?}", target.voters),
-            },
-        );
+        let what = if target.learners.is_empty() {
+            format!("reconfigure to voters {:?}", target.voters)
+        } else {
+            format!(
+                "reconfigure to voters {:?} learners {:?}",
+                target.voters, target.learners
+            )
+        };
+        self.record(Some(self.ids[leader]), EventKind::Admin { what });
         self.next_req += 1;
         let req = RequestId(self.next_req);
         // A refusal at admission (too many pending) is a change that did not happen.
@@ -1131,6 +1186,159 @@ where
             let _ = h.reconfigure_as(req, target);
             Ok(())
         })
+    }
+
+    /// The leader and the membership it has applied, unless it is joint (no new change
+    /// can start then).
+    fn leader_membership(&self) -> Option<(usize, Membership)> {
+        let (l, _) = self.leader()?;
+        let m = self.nodes[l].host.as_ref()?.applied().membership.clone();
+        (!m.is_joint()).then_some((l, m))
+    }
+
+    /// Start wiping a voter other than the leader, in a membership that keeps a voter
+    /// besides the leader without it: first it is removed.
+    fn begin_rejoin(&mut self) {
+        let Some((l, m)) = self.leader_membership() else {
+            return;
+        };
+        if m.voters.len() < 3 {
+            return;
+        }
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| i != l && m.is_voter(self.ids[i]))
+            .collect();
+        let Some(&node) = self.rng.pick(&candidates) else {
+            return;
+        };
+        self.record(
+            Some(self.ids[node]),
+            EventKind::Admin {
+                what: "its disk will be wiped: remove it, then rejoin it as a learner".into(),
+            },
+        );
+        self.rejoin = Some(Rejoin {
+            node,
+            stage: RejoinStage::Removing,
+            asked: None,
+            waited: 0,
+        });
+    }
+
+    /// Take the wiped node's procedure through every stage the cluster has reached, then
+    /// ask (again, if the request seems lost) for the membership change the next one
+    /// waits for.
+    fn advance_rejoin(&mut self) -> Result<(), Violation> {
+        let Some(mut r) = self.rejoin else {
+            return Ok(());
+        };
+        let Some((l, m)) = self.leader_membership() else {
+            return Ok(());
+        };
+        if l == r.node {
+            // The node to remove leads for now; the removal waits for another leader.
+            return Ok(());
+        }
+        let w = self.ids[r.node];
+        loop {
+            let reached = match r.stage {
+                RejoinStage::Removing => !m.contains(w),
+                RejoinStage::AddingLearner => m.is_learner(w),
+                RejoinStage::CatchingUp { through } => {
+                    self.nodes[r.node].host.is_some() && self.nodes[r.node].watch.applied >= through
+                }
+                RejoinStage::Promoting => m.is_voter(w),
+            };
+            if !reached {
+                break;
+            }
+            r.stage = match r.stage {
+                RejoinStage::Removing => {
+                    let join = Membership::with_learners(
+                        m.voters.clone(),
+                        m.learners.iter().copied().chain([w]),
+                    );
+                    self.wipe(r.node, join);
+                    RejoinStage::AddingLearner
+                }
+                RejoinStage::AddingLearner => {
+                    // It starts blank, knowing only the membership that added it as a
+                    // learner (an operator's `--join`).
+                    self.nodes[r.node].join = Some(m.clone());
+                    self.restart(r.node)?;
+                    let commit = self.nodes[l].host.as_ref().map(|h| h.status().commit);
+                    RejoinStage::CatchingUp {
+                        through: commit.unwrap_or_default(),
+                    }
+                }
+                RejoinStage::CatchingUp { .. } => RejoinStage::Promoting,
+                RejoinStage::Promoting => {
+                    self.record(
+                        Some(w),
+                        EventKind::Admin {
+                            what: "rejoined as a voter".into(),
+                        },
+                    );
+                    self.rejoin = None;
+                    return Ok(());
+                }
+            };
+            r.asked = None;
+            r.waited = 0;
+        }
+        let without_w = |set: &std::collections::BTreeSet<NodeId>| {
+            set.iter().copied().filter(|&n| n != w).collect::<Vec<_>>()
+        };
+        let target = match r.stage {
+            RejoinStage::Removing => {
+                Membership::with_learners(without_w(&m.voters), without_w(&m.learners))
+            }
+            RejoinStage::AddingLearner => {
+                Membership::with_learners(m.voters.clone(), m.learners.iter().copied().chain([w]))
+            }
+            RejoinStage::Promoting => Membership::with_learners(
+                m.voters.iter().copied().chain([w]),
+                without_w(&m.learners),
+            ),
+            RejoinStage::CatchingUp { .. } => {
+                self.rejoin = Some(r);
+                return Ok(());
+            }
+        };
+        let epoch = self.nodes[l].watch.epoch;
+        let ask = r.asked != Some((l, epoch)) || r.waited >= REJOIN_ASK_AGAIN_STEPS;
+        if ask {
+            r.asked = Some((l, epoch));
+            r.waited = 0;
+        } else {
+            r.waited += 1;
+        }
+        self.rejoin = Some(r);
+        if ask {
+            self.ask_membership(l, target)?;
+        }
+        Ok(())
+    }
+
+    /// Wipe node `i`'s disk (crashing it if it runs): it stays down until its procedure
+    /// restarts it, and any start from now on knows only `join`, in which it is no voter.
+    fn wipe(&mut self, i: usize, join: Membership) {
+        if self.nodes[i].host.is_some() {
+            self.crash(i);
+        }
+        let node = &mut self.nodes[i];
+        node.disk = Disk::new();
+        // A restart scheduled by an earlier crash must not start it blank.
+        node.incarnation += 1;
+        node.join = Some(join);
+        let id = node.id;
+        self.faults.add(FaultKind::Wipe);
+        self.record(
+            Some(id),
+            EventKind::Admin {
+                what: "disk wiped; down until it rejoins as a learner".into(),
+            },
+        );
     }
 
     fn heal(&mut self) {
