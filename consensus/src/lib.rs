@@ -8,7 +8,8 @@
 //!
 //! Read first: [`Raft`] (the automaton), [`RaftConfig`] (its limits and timeouts, every
 //! one a named field) and [`RaftMessage`] (what replicas say to each other); [`registry`]
-//! lists every protocol by name for the tools.
+//! lists every protocol by name for the tools. [`Paxos`] is Multi-Paxos behind the same
+//! contract, with [`PaxosConfig`] and [`PaxosMessage`].
 
 #![warn(missing_docs)]
 
@@ -17,13 +18,17 @@
 // limits, and chunked snapshot transfer.
 mod apply_pump;
 mod log_window;
+mod membership_change;
 mod persist_tracker;
 mod progress;
+mod read_queue;
 mod snapshot_transfer;
 
+mod paxos;
 mod raft;
 pub mod registry;
 
+pub use paxos::{BALLOT_NODE_MAX, Paxos, PaxosConfig, PaxosMessage, ballot_epoch};
 pub use persist_tracker::{PersistTracker, UNSYNCED_LOG_WRITES_MAX};
 pub use progress::{ProgressState, ReplicationProgress};
 pub use raft::{ConfigError, Raft, RaftConfig, RaftMessage};

@@ -4,10 +4,15 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use rsm_core::{Entry, EntryKind, Epoch, LogIndex, Membership, SnapshotMeta, Term};
+use rsm_core::{
+    Durable, Entry, EntryKind, Epoch, LogIndex, Membership, NodeId, RestoreError, Role,
+    SnapshotMeta, Term,
+};
 
-/// The replica's view of its log. Entries are consecutive from `snapshot.index + 1`; their
-/// terms never decrease, which lets lookups by term use binary search.
+/// The replica's view of its log. Entries are consecutive from `snapshot.index + 1`. In a
+/// Raft log their terms never decrease, which lets lookups by term use binary search; a
+/// Paxos log holds each slot's value with the ballot that created it, which may be lower
+/// than its predecessor's (built with [`LogWindow::new_slots`], it has no lookups by term).
 #[derive(Debug)]
 pub(crate) struct LogWindow {
     /// What the latest snapshot covers (index 0 before any snapshot).
@@ -17,6 +22,8 @@ pub(crate) struct LogWindow {
     entries: VecDeque<Entry>,
     /// Configuration entries in the log, ascending, after the snapshot's membership.
     configs: Vec<(LogIndex, Membership)>,
+    /// Whether epochs never decrease along the log (Raft's terms do; Paxos slots need not).
+    epochs_ascending: bool,
 }
 
 impl LogWindow {
@@ -26,6 +33,67 @@ impl LogWindow {
             snapshot_data,
             entries: VecDeque::new(),
             configs: Vec::new(),
+            epochs_ascending: true,
+        }
+    }
+
+    /// A log of slots whose epochs may go down from one slot to the next.
+    pub fn new_slots(snapshot: SnapshotMeta, snapshot_data: Bytes) -> Self {
+        Self {
+            epochs_ascending: false,
+            ..Self::new(snapshot, snapshot_data)
+        }
+    }
+
+    /// The log a replica restores from its durable snapshot and entries (a replica without
+    /// a snapshot starts from `membership`). The entries must be consecutive, and in a log
+    /// whose epochs ascend (`slots` false) they must not go down.
+    pub fn restore(
+        membership: &Membership,
+        durable: &mut Durable,
+        slots: bool,
+    ) -> Result<Self, RestoreError> {
+        let (meta, data) = durable.snapshot.take().unwrap_or_else(|| {
+            let meta = SnapshotMeta {
+                membership: membership.clone(),
+                ..SnapshotMeta::default()
+            };
+            (meta, Bytes::new())
+        });
+        let mut log = if slots {
+            Self::new_slots(meta, data)
+        } else {
+            Self::new(meta, data)
+        };
+        for e in std::mem::take(&mut durable.entries) {
+            if e.index != log.last_index().next() {
+                return Err(RestoreError::LogGap {
+                    index: e.index.0,
+                    previous: log.last_index().0,
+                });
+            }
+            if log.epochs_ascending && e.epoch.0 < log.last_term().0 {
+                return Err(RestoreError::EpochRegression {
+                    index: e.index.0,
+                    epoch: e.epoch.0,
+                    previous: log.last_term().0,
+                });
+            }
+            log.push(e);
+        }
+        Ok(log)
+    }
+
+    /// The role of `id` outside leadership and elections, by the membership in force: a
+    /// voter follows, a non-voting member learns, anyone else was removed.
+    pub fn member_role(&self, id: NodeId) -> Role {
+        let m = self.membership().0;
+        if m.is_voter(id) {
+            Role::Follower
+        } else if m.contains(id) {
+            Role::Learner
+        } else {
+            Role::Removed
         }
     }
 
@@ -77,13 +145,30 @@ impl LogWindow {
     /// Append one entry at `last_index + 1`.
     pub fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index().next());
-        debug_assert!(entry.epoch >= Epoch(self.last_term().0));
+        debug_assert!(!self.epochs_ascending || entry.epoch >= Epoch(self.last_term().0));
         if entry.kind == EntryKind::Config
             && let Some(m) = entry.membership()
         {
             self.configs.push((entry.index, m));
         }
         self.entries.push_back(entry);
+    }
+
+    /// Replace the entry held at `entry.index` (above the snapshot, at or below the last
+    /// index) in place, leaving every other slot as it is.
+    pub fn overwrite(&mut self, entry: Entry) {
+        debug_assert!(!self.epochs_ascending, "a Raft log is only truncated");
+        debug_assert!(entry.index > self.snapshot.index && entry.index <= self.last_index());
+        let at = entry.index;
+        self.configs.retain(|(i, _)| *i != at);
+        if entry.kind == EntryKind::Config
+            && let Some(m) = entry.membership()
+        {
+            let k = self.configs.partition_point(|(i, _)| *i < at);
+            self.configs.insert(k, (at, m));
+        }
+        let k = (at.0 - self.snapshot.index.0 - 1) as usize;
+        self.entries[k] = entry;
     }
 
     /// Discard entries at `from` and above (never at or below the snapshot).
@@ -133,6 +218,7 @@ impl LogWindow {
     /// The first index of the run of entries with `term` that contains `index`, or the
     /// log's first index.
     pub fn first_index_of_term(&self, term: Term, index: LogIndex) -> LogIndex {
+        debug_assert!(self.epochs_ascending);
         let upto = index
             .0
             .min(self.last_index().0)
@@ -146,6 +232,7 @@ impl LogWindow {
 
     /// The last index whose entry has exactly `term`, if any.
     pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        debug_assert!(self.epochs_ascending);
         let p = self.entries.partition_point(|e| e.epoch.0 <= term.0);
         if p == 0 {
             return (self.snapshot.epoch.0 == term.0).then_some(self.snapshot.index);

@@ -188,6 +188,25 @@ impl Progress {
     pub fn has_inflight(&self) -> bool {
         !self.inflight.is_empty()
     }
+
+    /// A heartbeat interval ended: a follower that acknowledged nothing during the whole
+    /// interval while appends were in flight lost one, so its pipeline restarts from its
+    /// match index; probes and snapshot chunks are retried likewise.
+    pub fn heartbeat_interval_passed(&mut self) {
+        if !self.acked_since_heartbeat {
+            match self.state {
+                ProgressState::Replicate if self.has_inflight() => self.become_probe(),
+                ProgressState::Probe => self.probe_sent = false,
+                ProgressState::Snapshot => {
+                    if let Some(s) = &mut self.snapshot {
+                        s.retry();
+                    }
+                }
+                ProgressState::Replicate => {}
+            }
+        }
+        self.acked_since_heartbeat = false;
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,90 @@
 //! at a time, and a follower reassembles them in order under a size limit.
 
 use bytes::Bytes;
-use rsm_core::{LogIndex, SnapshotMeta};
+use rsm_core::{Effect, LogIndex, Persist, SnapshotMeta};
+
+use crate::log_window::LogWindow;
+use crate::persist_tracker::PersistTracker;
+
+/// Whether to ask the host for a snapshot now that it applied through `host_applied`: once
+/// `threshold` applied entries follow the latest snapshot, and not again before another
+/// `threshold` entries follow the last request (`asked`, updated here).
+pub(crate) fn snapshot_due(
+    host_applied: LogIndex,
+    snapshot_index: LogIndex,
+    threshold: u64,
+    asked: &mut Option<LogIndex>,
+) -> Option<LogIndex> {
+    let due = host_applied.0 >= snapshot_index.0 + threshold;
+    let not_asked = asked.is_none_or(|a| host_applied.0 >= a.0 + threshold);
+    if due && not_asked {
+        *asked = Some(host_applied);
+        Some(host_applied)
+    } else {
+        None
+    }
+}
+
+/// Store a snapshot the host took at `meta.index` (metadata recomputed from the log) and
+/// trim the log; `None` if the log no longer holds that index above its snapshot.
+pub(crate) fn store_taken<M>(
+    log: &mut LogWindow,
+    persist: &mut PersistTracker,
+    index: LogIndex,
+    data: Bytes,
+    out: &mut Vec<Effect<M>>,
+) -> Option<()> {
+    let epoch = log.entry(index)?.epoch;
+    let meta = SnapshotMeta {
+        index,
+        epoch,
+        membership: log.membership_at(index),
+    };
+    let op = Persist::Snapshot {
+        meta: meta.clone(),
+        data: data.clone(),
+    };
+    persist.emit(op, out);
+    // A storage that keeps snapshots apart from the log drops covered segments here.
+    persist.emit(Persist::Compact { through: index }, out);
+    log.install_snapshot(meta, data);
+    Some(())
+}
+
+/// Install a snapshot received whole from a leader: the log keeps what follows it if it
+/// holds the snapshot's last entry, the snapshot is written, and the host's state machine
+/// is replaced.
+///
+/// Entries above a snapshot that disagrees with the log at its index are from another
+/// leader's history: they are discarded, and since a stored snapshot keeps what lies above
+/// it, they are truncated first (a crash in between leaves a shorter log, not a snapshot
+/// followed by a suffix it never preceded).
+pub(crate) fn install_received<M>(
+    log: &mut LogWindow,
+    persist: &mut PersistTracker,
+    meta: SnapshotMeta,
+    data: Bytes,
+    out: &mut Vec<Effect<M>>,
+) {
+    let keeps_suffix = log.entry(meta.index).is_some_and(|e| e.epoch == meta.epoch);
+    let conflicting_suffix = !keeps_suffix && log.last_index() > meta.index;
+    log.install_snapshot(meta.clone(), data.clone());
+    if !keeps_suffix {
+        persist.forget_after(meta.index);
+    }
+    if conflicting_suffix {
+        let op = Persist::Truncate {
+            from: meta.index.next(),
+        };
+        persist.emit_log(op, log.last_index(), out);
+    }
+    let op = Persist::Snapshot {
+        meta: meta.clone(),
+        data: data.clone(),
+    };
+    persist.emit_log(op, log.last_index(), out);
+    out.push(Effect::InstallSnapshot { meta, data });
+}
 
 /// One chunk ready to leave.
 #[derive(Clone, Debug)]

@@ -17,26 +17,14 @@ pub fn sim_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64)
     RaftConfig::swarm(run_seed, id, membership, seed)
 }
 
+mod swarm;
+
 pub fn run_seed(seed: u64) -> RunResult {
-    run::<Raft>(seed, &SimOptions::default(), &|id, m, s| {
-        sim_config(seed, id, m, s)
-    })
+    swarm::run_seed::<Raft>(seed, &SimOptions::default(), sim_config)
 }
 
 fn run_range(seeds: std::ops::Range<u64>) {
-    let mut failures = Vec::new();
-    for seed in seeds {
-        let r = run_seed(seed);
-        if r.violation.is_some() {
-            failures.push(r.failure_report("raft"));
-        } else {
-            assert!(
-                r.stats.liveness_ticks.is_some(),
-                "seed {seed}: liveness not met"
-            );
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    swarm::run_range::<Raft>("raft", seeds, sim_config);
 }
 
 #[test]
@@ -69,37 +57,7 @@ fn a_seed_replays_identically() {
 /// whose nodes rejoin through the safe procedure.
 #[test]
 fn swarm_exercises_snapshots_membership_and_transfers() {
-    let (mut snaps, mut installs, mut configs, mut transfers, mut elections) = (0, 0, 0, 0, 0);
-    let (mut wipes, mut rejoins) = (0, 0);
-    let n = 200;
-    for seed in 0..n {
-        let opts = SimOptions {
-            keep_trace: true,
-            ..SimOptions::default()
-        };
-        let r = run::<Raft>(seed, &opts, &|id, m, s| sim_config(seed, id, m, s));
-        let has = |needle: &str| r.trace.iter().any(|l| l.contains(needle));
-        snaps += has("Snapshot") as u32;
-        installs += has("InstallSnapshot") as u32;
-        configs += has("Config") as u32;
-        transfers += has("TimeoutNow") as u32;
-        elections += r.stats.elections;
-        wipes += r.stats.faults.get(FaultKind::Wipe);
-        rejoins += r
-            .trace
-            .iter()
-            .filter(|l| l.contains("rejoined as a voter"))
-            .count() as u64;
-    }
-    let figures = format!(
-        "{n} seeds: snapshots {snaps}, installs {installs}, config entries {configs}, \
-         transfers {transfers}, elections {elections}, wipes {wipes}, rejoins {rejoins}"
-    );
-    eprintln!("{figures}");
-    assert!(wipes >= 10 && rejoins >= wipes / 2, "{figures}");
-    assert!(snaps >= n as u32 / 4, "{figures}");
-    assert!(installs > 0 && configs > 0 && transfers > 0, "{figures}");
-    assert!(elections >= n, "{figures}");
+    swarm::assert_swarm_mix::<Raft>(200, "InstallSnapshot", "TimeoutNow", sim_config);
 }
 
 /// A check that cannot finish is not a pass: with a search budget far too small for the

@@ -74,6 +74,12 @@ pub enum RestoreError {
         /// The snapshot's last index.
         index: u64,
     },
+    /// The hard state's protocol-specific bytes (`HardState::extra`) do not decode.
+    #[error("durable hard state holds {len} protocol-specific bytes that do not decode")]
+    MalformedHardState {
+        /// How many bytes it holds.
+        len: usize,
+    },
     /// The configuration has no voters at all.
     #[error("the configuration has no voters")]
     NoVoters,

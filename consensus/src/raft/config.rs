@@ -94,6 +94,10 @@ pub enum ConfigError {
     /// The membership's quorum sizes do not make a valid quorum system.
     #[error("invalid quorum system: {0}")]
     Quorum(#[from] QuorumError),
+    /// A node id is too large for the protocol's epochs (Paxos ballots show their node in
+    /// the last three decimal digits).
+    #[error("node ids must be at most 999 for this protocol")]
+    NodeIdTooLarge,
 }
 
 impl From<ConfigError> for RestoreError {
@@ -108,6 +112,7 @@ impl From<ConfigError> for RestoreError {
                 "requires check_quorum, vote_stickiness and lease_drift_ticks < election_ticks_min",
             ),
             ConfigError::ZeroLimit(field) => (field, "must be positive"),
+            ConfigError::NodeIdTooLarge => ("id", "node ids must be at most 999"),
             ConfigError::Quorum(q) => return RestoreError::Quorum(q),
         };
         RestoreError::InvalidConfig { field, rule }

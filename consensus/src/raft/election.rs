@@ -230,7 +230,7 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         self.leader_silence_ticks = 0;
-        self.read_round = 0;
+        self.reads.restart_rounds();
         self.uncommitted_bytes = self.log.bytes_after(self.commit);
         // A fresh leader gives everyone a full check-quorum period from now.
         self.progress.clear();

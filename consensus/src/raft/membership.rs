@@ -4,6 +4,7 @@
 use rsm_core::{Effect, Entry, Epoch, LogIndex, Membership, RejectReason, RequestId};
 
 use super::{Out, Raft, State};
+use crate::membership_change::{change_refusal, next_configuration};
 
 impl Raft {
     /// Move to `target`. A change of at most one voter (learners may change freely) is
@@ -13,40 +14,17 @@ impl Raft {
     /// (which closes the single-server-change hazard, thesis §4.1).
     pub(super) fn reconfigure(&mut self, req: RequestId, target: Membership, out: &mut Out) {
         let (current, at) = self.log.membership();
-        let reason = if let Some(reason) = self.leadership_refusal() {
-            Some(reason)
-        } else if target.voters.is_empty() || target.is_joint() {
-            Some(RejectReason::InvalidConfig(
-                "the target needs voters and no outgoing half".into(),
-            ))
-        } else if let Err(e) = target.check() {
-            Some(RejectReason::InvalidConfig(e.to_string()))
-        } else if at > self.commit
-            || current.is_joint()
-            || self.log.term_at(self.commit) != Some(self.term)
-        {
-            Some(RejectReason::ConfigChangeInProgress)
-        } else {
-            None
-        };
+        let opened = self.log.term_at(self.commit) == Some(self.term);
+        let reason = self
+            .leadership_refusal()
+            .or_else(|| change_refusal(current, at, self.commit, opened, &target));
         if let Some(reason) = reason {
             self.refuse(req, reason, out);
             return;
         }
-        let mut target = target;
-        let voters = target.voters.clone();
-        target.learners.retain(|id| !voters.contains(id));
-        let changed_voters = current.voters.symmetric_difference(&target.voters).count();
-        let next = if changed_voters <= 1 {
-            target
-        } else {
-            match current.enter_joint(&target) {
-                Some(joint) => joint,
-                None => {
-                    self.refuse(req, RejectReason::ConfigChangeInProgress, out);
-                    return;
-                }
-            }
+        let Some(next) = next_configuration(current, target) else {
+            self.refuse(req, RejectReason::ConfigChangeInProgress, out);
+            return;
         };
         let (index, epoch) = self.append_config(&next);
         out.push(Effect::Proposed { req, index, epoch });

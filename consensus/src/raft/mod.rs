@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use rsm_core::{
     Durable, Effect, Epoch, HardState, Input, LogIndex, NodeId, Persist, PersistSeq, Phase, Prng,
-    RejectReason, Replica, RequestId, RestoreError, Role, SnapshotMeta, Status, Term,
+    RejectReason, Replica, RequestId, RestoreError, Role, Status, Term,
 };
 
 pub use config::{ConfigError, RaftConfig};
@@ -39,8 +39,9 @@ use crate::apply_pump::ApplyPump;
 use crate::log_window::LogWindow;
 use crate::persist_tracker::PersistTracker;
 use crate::progress::{self, Progress, ReplicationProgress};
+use crate::read_queue::ReadQueue;
 use crate::snapshot_transfer::SnapshotAssembly;
-use reads::{ForwardedRead, PendingRead};
+use reads::{ForwardedRead, ReadOrigin};
 use transfer::Transfer;
 
 type Out = Vec<Effect<RaftMessage>>;
@@ -118,8 +119,7 @@ pub struct Raft {
     /// Set once this leader sent `TimeoutNow`: voters may then elect another leader
     /// without waiting, so the lease is void for the rest of the term.
     lease_revoked: bool,
-    read_round: u64,
-    reads: VecDeque<PendingRead>,
+    reads: ReadQueue<ReadOrigin>,
 
     forwarded: VecDeque<ForwardedRead>,
     incoming: Option<SnapshotAssembly>,
@@ -138,33 +138,8 @@ impl Replica for Raft {
 
     fn restore(config: RaftConfig, durable: Durable) -> Result<Self, RestoreError> {
         config.validate()?;
-        let (meta, data) = match durable.snapshot {
-            Some((meta, data)) => (meta, data),
-            None => (
-                SnapshotMeta {
-                    membership: config.membership.clone(),
-                    ..SnapshotMeta::default()
-                },
-                Bytes::new(),
-            ),
-        };
-        let mut log = LogWindow::new(meta, data);
-        for e in durable.entries {
-            if e.index != log.last_index().next() {
-                return Err(RestoreError::LogGap {
-                    index: e.index.0,
-                    previous: log.last_index().0,
-                });
-            }
-            if e.epoch.0 < log.last_term().0 {
-                return Err(RestoreError::EpochRegression {
-                    index: e.index.0,
-                    epoch: e.epoch.0,
-                    previous: log.last_term().0,
-                });
-            }
-            log.push(e);
-        }
+        let mut durable = durable;
+        let log = LogWindow::restore(&config.membership, &mut durable, false)?;
         let hs = durable.hard_state;
         let term = Term(hs.epoch.0);
         if term < log.last_term() {
@@ -208,8 +183,7 @@ impl Replica for Raft {
             uncommitted_bytes: 0,
             transfer: None,
             lease_revoked: false,
-            read_round: 0,
-            reads: VecDeque::new(),
+            reads: ReadQueue::new(),
             forwarded: VecDeque::new(),
             incoming: None,
             apply: ApplyPump::new(snap),
@@ -285,16 +259,7 @@ impl Raft {
             State::Leader => Role::Leader,
             State::Candidate => Role::Candidate,
             State::PreCandidate => Role::PreCandidate,
-            State::Follower => {
-                let m = self.log.membership().0;
-                if m.is_voter(self.id) {
-                    Role::Follower
-                } else if m.contains(self.id) {
-                    Role::Learner
-                } else {
-                    Role::Removed
-                }
-            }
+            State::Follower => self.log.member_role(self.id),
         }
     }
 

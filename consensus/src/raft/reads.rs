@@ -4,23 +4,13 @@
 use rsm_core::{Effect, LogIndex, NodeId, Phase, RejectReason, RequestId};
 
 use super::{Out, Raft, RaftMessage, State};
+use crate::read_queue::lease_holds;
 
 /// Who asked for a read the leader is confirming.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(super) enum ReadOrigin {
     Local(RequestId),
     Forwarded { from: NodeId, id: u64 },
-}
-
-/// A read waiting at the leader for a quorum to confirm its leadership.
-#[derive(Copy, Clone, Debug)]
-pub(super) struct PendingRead {
-    origin: ReadOrigin,
-    /// The commit index when the read's round started.
-    index: LogIndex,
-    /// The heartbeat round that confirms it; 0 while the leader has not yet committed an
-    /// entry of its term (before that its commit index may lag the cluster's, §6.4 step 1).
-    round: u64,
 }
 
 /// A read this follower forwarded to the leader.
@@ -69,11 +59,7 @@ impl Raft {
             self.answer_read(origin, self.commit, out);
             return;
         }
-        self.reads.push_back(PendingRead {
-            origin,
-            index: self.commit,
-            round: 0,
-        });
+        self.reads.push(origin, self.commit);
         if committed_own {
             self.start_read_round(out);
         }
@@ -82,31 +68,24 @@ impl Raft {
     /// Give every read without a round a new one at the current commit index, and send
     /// the heartbeats that confirm it.
     pub(super) fn start_read_round(&mut self, out: &mut Out) {
-        if self.reads.back().is_none_or(|r| r.round != 0) {
-            return;
+        if self.reads.start_round(self.commit) {
+            self.send_heartbeats(out);
+            self.advance_reads(out);
         }
-        self.read_round += 1;
-        for r in self.reads.iter_mut().filter(|r| r.round == 0) {
-            r.round = self.read_round;
-            r.index = self.commit;
-        }
-        self.send_heartbeats(out);
-        self.advance_reads(out);
     }
 
     /// Answer, in order, every read whose round a quorum has echoed.
     pub(super) fn advance_reads(&mut self, out: &mut Out) {
-        while let Some(&front) = self.reads.front() {
-            if front.round == 0 || !self.round_confirmed(front.round) {
+        loop {
+            let membership = self.log.membership().0;
+            let Some((origin, index)) =
+                self.reads
+                    .pop_confirmed(membership, self.id, &self.progress)
+            else {
                 return;
-            }
-            self.reads.pop_front();
-            self.answer_read(front.origin, front.index, out);
+            };
+            self.answer_read(origin, index, out);
         }
-    }
-
-    fn round_confirmed(&self, round: u64) -> bool {
-        self.leader_quorum(Phase::Two, true, |p| p.read_round_acked >= round)
     }
 
     /// The lease holds while a quorum echoed a heartbeat sent less than
@@ -119,7 +98,12 @@ impl Raft {
         let now = self.now;
         // A quorum echoed a heartbeat sent at `since` or later.
         let since = self.leader_quorum(Phase::Two, now, |p| p.lease_tick_acked);
-        since > 0 && now < since + self.cfg.election_ticks_min - self.cfg.lease_drift_ticks
+        lease_holds(
+            since,
+            now,
+            self.cfg.election_ticks_min,
+            self.cfg.lease_drift_ticks,
+        )
     }
 
     fn answer_read(&mut self, origin: ReadOrigin, index: LogIndex, out: &mut Out) {
@@ -153,8 +137,8 @@ impl Raft {
     /// A leader stepping down refuses the reads it could not confirm; reads change
     /// nothing, so the refusal is definite.
     pub(super) fn reject_pending_reads(&mut self, out: &mut Out) {
-        while let Some(r) = self.reads.pop_front() {
-            self.reject_read(r.origin, RejectReason::NotLeader { hint: None }, out);
+        while let Some(origin) = self.reads.pop() {
+            self.reject_read(origin, RejectReason::NotLeader { hint: None }, out);
         }
     }
 

@@ -318,24 +318,13 @@ impl Raft {
         }
     }
 
-    /// Once per heartbeat interval: a follower that acknowledged nothing during the
-    /// whole interval while appends were in flight lost one, so its pipeline restarts
-    /// from its match index; probes and snapshot chunks are retried likewise.
+    /// Once per heartbeat interval: restart silent pipelines, retry probes and snapshot
+    /// chunks ([`Progress::heartbeat_interval_passed`]), and send heartbeats.
+    ///
+    /// [`Progress::heartbeat_interval_passed`]: crate::progress::Progress::heartbeat_interval_passed
     pub(super) fn heartbeat_round(&mut self, out: &mut Out) {
         for p in &mut self.progress {
-            if !p.acked_since_heartbeat {
-                match p.state {
-                    ProgressState::Replicate if p.has_inflight() => p.become_probe(),
-                    ProgressState::Probe => p.probe_sent = false,
-                    ProgressState::Snapshot => {
-                        if let Some(s) = &mut p.snapshot {
-                            s.retry();
-                        }
-                    }
-                    ProgressState::Replicate => {}
-                }
-            }
-            p.acked_since_heartbeat = false;
+            p.heartbeat_interval_passed();
         }
         self.send_heartbeats(out);
     }
@@ -346,7 +335,7 @@ impl Raft {
                 term: self.term,
                 // Never tell a follower to commit beyond what it is known to hold.
                 commit: self.commit.min(p.match_index),
-                read_round: self.read_round,
+                read_round: self.reads.round(),
                 sent_tick: self.now,
             };
             out.push(Effect::Send { to: p.id, msg });
@@ -385,9 +374,7 @@ impl Raft {
         };
         let pr = &mut self.progress[i];
         pr.heard_tick = self.now;
-        // Echoes of rounds or ticks from the future are bogus; believe only what was sent.
-        pr.read_round_acked = pr.read_round_acked.max(read_round.min(self.read_round));
-        pr.lease_tick_acked = pr.lease_tick_acked.max(sent_tick.min(self.now));
+        self.reads.record_echo(pr, read_round, sent_tick, self.now);
         self.advance_reads(out);
         self.send_append(i, out);
     }

@@ -2,26 +2,25 @@
 //! sending snapshots to followers behind the compaction point in bounded chunks.
 
 use bytes::Bytes;
-use rsm_core::{Effect, LogIndex, NodeId, Persist, SnapshotMeta};
+use rsm_core::{Effect, LogIndex, NodeId, SnapshotMeta};
 
 use super::{Out, Raft, RaftMessage};
 use crate::progress::ProgressState;
-use crate::snapshot_transfer::{Received, SnapshotAssembly};
+use crate::snapshot_transfer::{
+    Received, SnapshotAssembly, install_received, snapshot_due, store_taken,
+};
 
 impl Raft {
     pub(super) fn applied_through(&mut self, through: LogIndex, out: &mut Out) {
         self.apply.report(through);
-        let host_applied = self.apply.host_applied();
-        let threshold = self.cfg.snapshot_entries_threshold;
-        let due = host_applied.0 >= self.log.snapshot.index.0 + threshold;
-        let not_asked = self
-            .snapshot_asked
-            .is_none_or(|asked| host_applied.0 >= asked.0 + threshold);
-        if due && not_asked {
-            self.snapshot_asked = Some(host_applied);
-            out.push(Effect::TakeSnapshot {
-                through: host_applied,
-            });
+        let due = snapshot_due(
+            self.apply.host_applied(),
+            self.log.snapshot.index,
+            self.cfg.snapshot_entries_threshold,
+            &mut self.snapshot_asked,
+        );
+        if let Some(through) = due {
+            out.push(Effect::TakeSnapshot { through });
         }
     }
 
@@ -33,25 +32,9 @@ impl Raft {
         if index <= self.log.snapshot.index || index > self.apply.applied() {
             return;
         }
-        let Some(term) = self.log.term_at(index) else {
-            return;
-        };
-        let meta = SnapshotMeta {
-            index,
-            epoch: rsm_core::Epoch(term.0),
-            membership: self.log.membership_at(index),
-        };
-        self.snapshot_asked = None;
-        self.persist(
-            Persist::Snapshot {
-                meta: meta.clone(),
-                data: data.clone(),
-            },
-            out,
-        );
-        // A storage that keeps snapshots apart from the log drops covered segments here.
-        self.persist(Persist::Compact { through: index }, out);
-        self.log.install_snapshot(meta, data);
+        if store_taken(&mut self.log, &mut self.persist, index, data, out).is_some() {
+            self.snapshot_asked = None;
+        }
     }
 
     pub(super) fn send_snapshot_chunk(&mut self, i: usize, out: &mut Out) {
@@ -105,39 +88,11 @@ impl Raft {
             }
             Received::Done(data) => data,
         };
-        let keeps_suffix = self
-            .log
-            .entry(meta.index)
-            .is_some_and(|e| e.epoch == meta.epoch);
-        // Entries above a snapshot that disagrees with the log at its index are from
-        // another leader's history: §7 discards them, and a stored snapshot keeps them, so
-        // they are truncated first (a crash in between leaves a shorter log, not a
-        // snapshot followed by a suffix it never preceded).
-        let conflicting_suffix = !keeps_suffix && self.log.last_index() > meta.index;
-        self.log.install_snapshot(meta.clone(), data.clone());
-        if !keeps_suffix {
-            self.persist.forget_after(meta.index);
-        }
-        if conflicting_suffix {
-            self.persist_log(
-                Persist::Truncate {
-                    from: meta.index.next(),
-                },
-                out,
-            );
-        }
-        self.persist_log(
-            Persist::Snapshot {
-                meta: meta.clone(),
-                data: data.clone(),
-            },
-            out,
-        );
-        self.commit = meta.index;
-        self.apply.reset(meta.index);
-        self.snapshot_asked = None;
         let index = meta.index;
-        out.push(Effect::InstallSnapshot { meta, data });
+        install_received(&mut self.log, &mut self.persist, meta, data, out);
+        self.commit = index;
+        self.apply.reset(index);
+        self.snapshot_asked = None;
         self.reply_snapshot(from, index, 0, true, out);
     }
 

@@ -10,6 +10,7 @@
 //! Python keyword carries), the configuration mix the simulator's swarm runs, and a
 //! one-line printer for its messages.
 
+mod paxos;
 mod raft;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use std::str::FromStr;
 
 use rsm_core::{Membership, NodeId, Replica};
 
+pub use paxos::PaxosProtocol;
 pub use raft::RaftProtocol;
 
 /// The value of one named option: options are limits (in ticks, bytes or entries) and
@@ -93,6 +95,46 @@ impl OptionError {
 
 /// Named options, in the order given.
 pub type Options = [(String, OptionValue)];
+
+/// A node's configuration from `defaults`: each option set by name with `set`, then the
+/// whole checked with `validate`. What every protocol's [`Protocol::config`] does.
+fn configure<C, E: fmt::Display>(
+    mut config: C,
+    protocol: &str,
+    options: &Options,
+    set: fn(&mut C, &str, &OptionValue) -> Result<(), OptionError>,
+    validate: impl Fn(&C) -> Result<(), E>,
+) -> Result<C, OptionError> {
+    for (name, value) in options {
+        set(&mut config, name, value)?;
+    }
+    validate(&config)
+        .map_err(|e| OptionError::Value(format!("invalid {protocol} configuration: {e}")))?;
+    Ok(config)
+}
+
+/// The count option `name` holds.
+fn count(name: &str, value: &OptionValue) -> Result<u64, OptionError> {
+    match value {
+        OptionValue::Int(n) => Ok(*n),
+        OptionValue::Bool(_) => Err(OptionError::wrong_type(name, value)),
+    }
+}
+
+/// The size (a count that fits in memory) option `name` holds.
+fn size(name: &str, value: &OptionValue) -> Result<usize, OptionError> {
+    count(name, value).and_then(|n| {
+        usize::try_from(n).map_err(|_| OptionError::Value(format!("option `{name}` is too large")))
+    })
+}
+
+/// The switch option `name` holds.
+fn switch(name: &str, value: &OptionValue) -> Result<bool, OptionError> {
+    match value {
+        OptionValue::Bool(b) => Ok(*b),
+        OptionValue::Int(_) => Err(OptionError::wrong_type(name, value)),
+    }
+}
 
 /// The replica type of protocol `P`.
 pub type ReplicaOf<P> = <P as Protocol>::Replica;
@@ -174,7 +216,7 @@ macro_rules! registry {
 }
 
 // One line per protocol.
-registry!(RaftProtocol);
+registry!(RaftProtocol, PaxosProtocol);
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use rsm_core::{Membership, NodeId};
 
-use super::{OptionError, OptionValue, Options, Protocol};
+use super::{OptionError, OptionValue, Options, Protocol, configure, count, size, switch};
 use crate::{Raft, RaftConfig, RaftMessage};
 
 /// Raft, as the tools see it. Options name [`RaftConfig`]'s fields.
@@ -22,13 +22,8 @@ impl Protocol for RaftProtocol {
         seed: u64,
         options: &Options,
     ) -> Result<RaftConfig, OptionError> {
-        let mut c = RaftConfig::new(id, membership, seed);
-        for (name, value) in options {
-            set_option(&mut c, name, value)?;
-        }
-        c.validate()
-            .map_err(|e| OptionError::Value(format!("invalid Raft configuration: {e}")))?;
-        Ok(c)
+        let defaults = RaftConfig::new(id, membership, seed);
+        configure(defaults, "Raft", options, set_option, RaftConfig::validate)
     }
 
     fn swarm_config(run_seed: u64, id: NodeId, membership: &Membership, seed: u64) -> RaftConfig {
@@ -159,20 +154,7 @@ impl Protocol for RaftProtocol {
 
 /// Set one field of `c` by name.
 fn set_option(c: &mut RaftConfig, name: &str, value: &OptionValue) -> Result<(), OptionError> {
-    let count = |v: &OptionValue| match v {
-        OptionValue::Int(n) => Ok(*n),
-        OptionValue::Bool(_) => Err(OptionError::wrong_type(name, v)),
-    };
-    let size = |v: &OptionValue| {
-        count(v).and_then(|n| {
-            usize::try_from(n)
-                .map_err(|_| OptionError::Value(format!("Raft option `{name}` is too large")))
-        })
-    };
-    let switch = |v: &OptionValue| match v {
-        OptionValue::Bool(b) => Ok(*b),
-        OptionValue::Int(_) => Err(OptionError::wrong_type(name, v)),
-    };
+    let (count, size, switch) = (|v| count(name, v), |v| size(name, v), |v| switch(name, v));
     match name {
         "election_ticks_min" => c.election_ticks_min = count(value)?,
         "election_ticks_max" => c.election_ticks_max = count(value)?,
