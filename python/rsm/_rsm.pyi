@@ -809,7 +809,7 @@ class RunResult:
     def failure_report(self) -> str: ...
 
 def simulate(
-    protocol: Literal["raft"] = "raft",
+    protocol: Literal["raft", "paxos"] = "raft",
     seeds: Optional[_Seeds] = None,
     *,
     faults: Optional[_Faults] = None,
@@ -824,7 +824,7 @@ def simulate(
 
 def run_seed(
     seed: int,
-    protocol: Literal["raft"] = "raft",
+    protocol: Literal["raft", "paxos"] = "raft",
     *,
     faults: Optional[_Faults] = None,
     nodes: Optional[int] = None,

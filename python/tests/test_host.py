@@ -254,9 +254,9 @@ def test_membership_changes_and_leadership_transfer_through_the_host() -> None:
 
 
 def test_bad_arguments_raise_typed_errors_and_change_nothing() -> None:
-    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft"):
+    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos"):
         rsm.Host("zab", 1, [1], machine=Log())
-    assert rsm.protocols() == ["raft"]
+    assert rsm.protocols() == ["raft", "paxos"]
     with pytest.raises(TypeError, match="must have a method `apply`"):
         rsm.Host("raft", 1, [1], machine=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must have a method `write`"):

@@ -90,7 +90,7 @@ def test_protocol_options_reach_every_replica() -> None:
 
 
 def test_simulator_arguments_are_checked() -> None:
-    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft"):
+    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos"):
         rsm.simulate("zab", range(1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`seeds` must be"):
         rsm.simulate("raft", 5)  # type: ignore[arg-type]
