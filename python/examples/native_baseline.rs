@@ -4,25 +4,30 @@
 //!
 //! `cargo run --release -p rsm-python --example native_baseline -- ROUNDS BATCH SEEDS`
 //!
-//! Prints `key value` lines: steps in the loop, steps per second with messages encoded to
-//! bytes and decoded again (what a Python host, or any networked host, does), steps per
-//! second handing messages over as values, and simulator seeds per second.
+//! Both sides run each node through the reference host (`rsm_core::Host` here, `rsm.Host`
+//! from Python) with storage in memory and a state machine that counts commands: sends
+//! leave only after the write they follow is synced, and the host feeds the follow-up
+//! inputs. Prints `key value` lines: inputs the hosts fed their replicas in the loop (the
+//! Python bench must count the same), inputs per second with messages encoded to bytes and
+//! decoded again (what a Python host, or any networked host, does), inputs per second
+//! handing messages over as values, and simulator seeds per second.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use rsm_check::check;
+use rsm_consensus::registry::{Protocol as _, RaftProtocol};
 use rsm_consensus::{Raft, RaftConfig, RaftMessage};
 use rsm_core::{
-    Bytes, Durable, Effect, Input, LogIndex, Membership, NodeId, Replica, RequestId, Role,
-    decode_body, encode_body,
+    Bytes, CodecError, Host, HostConfig, LogIndex, MemStorage, Membership, NodeId, Queryable, Role,
+    StateMachine, decode_body, encode_body,
 };
 use rsm_sim::{SimOptions, run};
 
 /// Payload of every proposal, in bytes (the Python bench uses the same).
 const PAYLOAD_BYTES: usize = 16;
 
-/// How a message travels between replicas in the loop.
+/// How a message travels between nodes in the loop.
 #[derive(Copy, Clone, PartialEq, Eq)]
 enum Wire {
     /// Encoded to bytes by the sender and decoded by the receiver.
@@ -31,18 +36,54 @@ enum Wire {
     Value,
 }
 
-/// An input waiting in a node's queue: messages stay encoded until stepped.
-enum Pending {
-    Input(Input<RaftMessage>),
-    Encoded { from: NodeId, msg: Vec<u8> },
+/// A message waiting in a node's queue: it stays encoded until received.
+enum Inbound {
+    Value(NodeId, RaftMessage),
+    Encoded(NodeId, Vec<u8>),
 }
 
+/// The state machine: counts the commands applied (the Python bench's does the same).
+#[derive(Default)]
+struct Counter(u64);
+
+impl StateMachine for Counter {
+    type Response = u64;
+
+    fn apply(&mut self, _: LogIndex, _: &Bytes) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_be_bytes())
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), CodecError> {
+        let bytes: [u8; 8] = data
+            .try_into()
+            .map_err(|_| CodecError::Malformed("a counter is 8 bytes".into()))?;
+        self.0 = u64::from_be_bytes(bytes);
+        Ok(())
+    }
+}
+
+impl Queryable for Counter {
+    type Query = ();
+    type Answer = u64;
+
+    fn query(&self, _: &()) -> u64 {
+        self.0
+    }
+}
+
+type Node = Host<Raft, MemStorage, Counter>;
+
 struct Cluster {
-    nodes: Vec<Raft>,
-    queues: Vec<VecDeque<Pending>>,
+    nodes: Vec<Node>,
+    queues: Vec<VecDeque<Inbound>>,
     wire: Wire,
-    steps: u64,
-    out: Vec<Effect<RaftMessage>>,
+    /// Proposals that ended `Ok`.
+    ok: u64,
 }
 
 impl Cluster {
@@ -50,62 +91,69 @@ impl Cluster {
         let members = Membership::new((1..=3).map(NodeId));
         let nodes = (1..=3)
             .map(|i| {
-                let c = RaftConfig::new(NodeId(i), members.clone(), i);
-                Raft::restore(c, Durable::default()).expect("valid config")
+                let c: RaftConfig =
+                    RaftProtocol::config(NodeId(i), members.clone(), i, &[]).expect("valid");
+                let replica = rsm_core::Replica::restore(c, rsm_core::Durable::default())
+                    .expect("valid config");
+                Host::new(
+                    HostConfig::default(),
+                    replica,
+                    MemStorage::default(),
+                    Counter::default(),
+                )
             })
             .collect();
         Self {
             nodes,
             queues: (0..3).map(|_| VecDeque::new()).collect(),
             wire,
-            steps: 0,
-            out: Vec::new(),
+            ok: 0,
         }
     }
 
-    /// Step node `i` with every input queued for it now; queue what its effects cause.
+    /// Inputs the hosts have fed their replicas.
+    fn steps(&self) -> u64 {
+        self.nodes.iter().map(|n| n.stats().steps).sum()
+    }
+
+    /// Node `i` receives everything queued for it, syncs, and sends what its host released.
     fn run_node(&mut self, i: usize) {
-        let n = self.queues[i].len();
-        for _ in 0..n {
-            let pending = self.queues[i].pop_front().expect("counted");
-            let input = match pending {
-                Pending::Input(input) => input,
-                Pending::Encoded { from, msg } => Input::Receive {
-                    from,
-                    msg: decode_body(&msg).expect("our own encoding"),
-                },
+        let node = &mut self.nodes[i];
+        while let Some(inbound) = self.queues[i].pop_front() {
+            let (from, msg) = match inbound {
+                Inbound::Value(from, msg) => (from, msg),
+                Inbound::Encoded(from, bytes) => {
+                    (from, decode_body(&bytes).expect("our own encoding"))
+                }
             };
-            self.nodes[i].step(input, &mut self.out);
-            self.steps += 1;
+            node.receive(from, msg)
+                .expect("in-memory storage never fails");
         }
+        node.sync().expect("in-memory storage never fails");
         let from = NodeId(i as u64 + 1);
-        for effect in self.out.drain(..) {
-            match effect {
-                Effect::Send { to, msg } => {
-                    let q = &mut self.queues[to.0 as usize - 1];
-                    match self.wire {
-                        Wire::Bytes => {
-                            let mut buf = Vec::new();
-                            encode_body(&msg, &mut buf).expect("encodes");
-                            q.push_back(Pending::Encoded { from, msg: buf });
-                        }
-                        Wire::Value => q.push_back(Pending::Input(Input::Receive { from, msg })),
-                    }
+        for (to, msg) in node.drain_sends() {
+            let inbound = match self.wire {
+                Wire::Bytes => {
+                    let mut buf = Vec::new();
+                    encode_body(&msg, &mut buf).expect("encodes");
+                    Inbound::Encoded(from, buf)
                 }
-                Effect::Persist { seq, .. } => {
-                    self.queues[i].push_back(Pending::Input(Input::Persisted { through: seq }))
-                }
-                Effect::Apply { entries } => {
-                    let through = entries.last().map_or(LogIndex(0), |e| e.index);
-                    self.queues[i].push_back(Pending::Input(Input::Applied { through }));
-                }
-                _ => {}
-            }
+                Wire::Value => Inbound::Value(from, msg),
+            };
+            self.queues[to.0 as usize - 1].push_back(inbound);
         }
+        self.ok += node
+            .drain_completions()
+            .filter(|c| c.result.is_ok())
+            .count() as u64;
+    }
+
+    fn busy(&self) -> bool {
+        self.queues.iter().any(|q| !q.is_empty()) || self.nodes.iter().any(|n| n.needs_sync())
     }
 
     fn settle(&mut self) {
-        while self.queues.iter().any(|q| !q.is_empty()) {
+        while self.busy() {
             for i in 0..3 {
                 self.run_node(i);
             }
@@ -115,7 +163,8 @@ impl Cluster {
     fn elect(&mut self) -> usize {
         loop {
             for i in 0..3 {
-                self.queues[i].push_back(Pending::Input(Input::Tick));
+                self.nodes[i].tick().expect("in-memory storage never fails");
+                self.run_node(i);
             }
             self.settle();
             if let Some(l) = self
@@ -130,15 +179,13 @@ impl Cluster {
 
     fn replicate(&mut self, leader: usize, rounds: u64, batch: u64) {
         let payload = Bytes::from(vec![7u8; PAYLOAD_BYTES]);
-        let mut req = 0;
         for _ in 0..rounds {
             for _ in 0..batch {
-                req += 1;
-                self.queues[leader].push_back(Pending::Input(Input::Propose {
-                    req: RequestId(req),
-                    command: payload.clone(),
-                }));
+                self.nodes[leader]
+                    .propose(payload.clone())
+                    .expect("below the pending limit");
             }
+            self.run_node(leader);
             self.settle();
         }
     }
@@ -147,11 +194,13 @@ impl Cluster {
 fn steps_per_sec(wire: Wire, rounds: u64, batch: u64) -> (u64, f64) {
     let mut c = Cluster::new(wire);
     let leader = c.elect();
-    let before = c.steps;
+    let before = c.steps();
+    c.ok = 0;
     let start = Instant::now();
     c.replicate(leader, rounds, batch);
     let secs = start.elapsed().as_secs_f64();
-    let steps = c.steps - before;
+    assert_eq!(c.ok, rounds * batch, "every proposal commits");
+    let steps = c.steps() - before;
     (steps, steps as f64 / secs)
 }
 

@@ -6,30 +6,11 @@ from __future__ import annotations
 from typing import Optional
 
 import rsm
-
-
-class Counter:
-    """A state machine: counts the commands applied."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def apply(self, index: int, command: bytes) -> int:
-        self.count += 1
-        return self.count
-
-    def snapshot(self) -> bytes:
-        return self.count.to_bytes(8, "big")
-
-    def restore(self, data: bytes) -> None:
-        self.count = int.from_bytes(data, "big")
-
-    def query(self, query: object) -> int:
-        return self.count
+from harness import Log
 
 
 def elect_single_node(seed: int) -> rsm.Status:
-    host = rsm.Host("raft", 1, [1], machine=Counter(), seed=seed,
+    host = rsm.Host("raft", 1, [1], machine=Log(), seed=seed,
                     options={"election_ticks_min": 5, "election_ticks_max": 9,
                              "heartbeat_ticks": 1, "pre_vote": False})
     while host.role != "leader":
