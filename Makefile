@@ -9,11 +9,12 @@ test: fmt-check clippy unit loom python
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
+# Lints run twice: with default features (what a user who adds nothing builds) and with every
+# optional feature (rsm-tcp's tls, the tokio runners, rsm-rdma's verbs), which is also the one
+# feature set `unit` builds and tests, so the tree is compiled once for testing.
 clippy: verbs-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p rsm-rdma --all-targets --features verbs -- -D warnings
-	$(CARGO) clippy -p rsm-tcp --all-targets --features tls -- -D warnings
-	$(CARGO) clippy -p rsm-actor --all-targets --features tokio -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 # The RDMA verbs backend builds rdma-core's verbs library with cmake and generates its
 # bindings with bindgen, which needs libclang. Installed only when missing.
@@ -22,12 +23,8 @@ verbs-deps:
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake libclang-dev; }
 
-unit:
-	$(CARGO) test --workspace
-	$(CARGO) test -p rsm-driver --features tokio
-	$(CARGO) test -p rsm-tcp --features tls
-	$(CARGO) test -p rsm-rdma --features verbs --lib
-	$(CARGO) test -p rsm-actor --features tokio
+unit: verbs-deps
+	$(CARGO) test --workspace --all-features
 
 # Model checking of rsm-sync and of rsm-actor's inbox, wake-up, drain and timers under loom, in
 # its own target dir so the rest of the tree is not rebuilt. rsm-actor's models run whole small
