@@ -73,11 +73,12 @@ class Node:
 
 
 class Cluster:
-    """``n`` nodes wired together in memory. ``loss`` is the chance that a message is
-    dropped; ``rng_seed`` fixes which ones."""
+    """``n`` nodes of ``protocol`` wired together in memory. ``loss`` is the chance that a
+    message is dropped; ``rng_seed`` fixes which ones."""
 
     def __init__(self, n: int = 3, seed: int = 1, loss: float = 0.0, rng_seed: int = 0,
-                 **options: Any) -> None:
+                 protocol: str = "raft", **options: Any) -> None:
+        self.protocol = protocol
         self.members = list(range(1, n + 1))
         self.seed = seed
         self.options = options
@@ -91,7 +92,7 @@ class Cluster:
     def start(self, i: int, image: Optional[rsm.Durable]) -> Node:
         machine, disk = Log(), Disk(image)
         seed = self.seed + i + 1000 * self.restarts
-        host = rsm.Host("raft", i, self.members, machine=machine, storage=disk, durable=image,
+        host = rsm.Host(self.protocol, i, self.members, machine=machine, storage=disk, durable=image,
                         seed=seed, options=self.options)
         return Node(i, host, machine, disk)
 

@@ -34,14 +34,20 @@ def settle(host: rsm.Host, rounds: int = 3) -> None:
         host.tick()
 
 
+@pytest.mark.parametrize("protocol, options", [
+    ("raft", {"snapshot_entries_threshold": 16}),
+    ("paxos", {}),
+])
 @pytest.mark.parametrize("rng_seed", [1, 2, 3])
-def test_every_call_ends_truthfully_under_loss_and_crashes(rng_seed: int) -> None:
+def test_every_call_ends_truthfully_under_loss_and_crashes(
+    protocol: str, options: dict[str, int], rng_seed: int
+) -> None:
     """Clients propose to random nodes while messages are lost and nodes crash and restart
     (losing unsynced writes). Every call ends; an ok call's command is in the final log
     exactly once, at the position `apply` returned; a definite failure's command is not in
     it at all; every node applies the same log."""
     rng = random.Random(rng_seed)
-    c = Cluster(3, seed=rng_seed, loss=0.15, rng_seed=rng_seed, snapshot_entries_threshold=16)
+    c = Cluster(3, seed=rng_seed, loss=0.15, rng_seed=rng_seed, protocol=protocol, **options)
     c.elect()
     down: Optional[int] = None
     for step in range(120):
