@@ -2,7 +2,7 @@
 //! carries the ballot it belongs to.
 
 use bytes::Bytes;
-use rsm_core::{Ballot, Entry, LogIndex, SnapshotMeta};
+use rsm_core::{Ballot, Entry, LogIndex, NodeId, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 
 /// A Multi-Paxos peer-to-peer message.
@@ -37,6 +37,9 @@ pub enum PaxosMessage {
         ballot: Ballot,
         /// The acceptor's promise.
         promised: Ballot,
+        /// The leader the acceptor heard from within the minimal timeout, if any: a
+        /// refused leader follows it rather than running phase 1 again.
+        leader: Option<NodeId>,
     },
     /// Phase 2a: the leader of `ballot` asks acceptors to accept consecutive slots after
     /// `prev`. Until an acceptor holds the leader's log through `sync_end`, these

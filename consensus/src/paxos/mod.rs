@@ -462,10 +462,7 @@ impl Paxos {
                 return;
             }
             if ballot < self.promised {
-                let reply = PaxosMessage::Nack {
-                    ballot,
-                    promised: self.promised,
-                };
+                let reply = self.nack(ballot);
                 self.send(from, reply, out);
                 return;
             }
@@ -485,9 +482,11 @@ impl Paxos {
                 commit,
                 entries,
             } => self.handle_promise(from, ballot, accepted, commit, entries, out),
-            PaxosMessage::Nack { ballot, promised } => {
-                self.handle_nack(from, ballot, promised, out)
-            }
+            PaxosMessage::Nack {
+                ballot,
+                promised,
+                leader,
+            } => self.handle_nack(from, ballot, promised, leader, out),
             PaxosMessage::Accept {
                 ballot,
                 prev,
@@ -547,6 +546,17 @@ impl Paxos {
         self.leader_silence_ticks = 0;
         self.campaign_after_tick = 0;
         true
+    }
+
+    /// The refusal of `ballot`, naming this acceptor's promise and its live leader.
+    fn nack(&self, ballot: Ballot) -> PaxosMessage {
+        let live =
+            self.state == State::Leader || self.leader_silence_ticks < self.cfg.election_ticks_min;
+        PaxosMessage::Nack {
+            ballot,
+            promised: self.promised,
+            leader: self.leader.filter(|_| live),
+        }
     }
 
     /// A higher ballot is known to exist: promise it and stop leading or campaigning.

@@ -117,24 +117,20 @@ impl Paxos {
             return;
         }
         if ballot < self.promised {
-            let reply = PaxosMessage::Nack {
-                ballot,
-                promised: self.promised,
-            };
+            let reply = self.nack(ballot);
             self.send(from, reply, out);
             return;
         }
-        // A leader heard within the minimal timeout is alive: do not help unseat it.
+        // A leader heard within the minimal timeout is alive: do not help unseat it (unless
+        // the prepare comes from that leader, raising its own ballot).
         let leader_alive =
             self.state == State::Leader || self.leader_silence_ticks < self.cfg.election_ticks_min;
-        if ballot > self.promised && leader_alive && !transfer {
+        let from_leader = self.leader == Some(from);
+        if ballot > self.promised && leader_alive && !transfer && !from_leader {
             return;
         }
         if commit < self.log.snapshot.index {
-            let reply = PaxosMessage::Nack {
-                ballot,
-                promised: self.promised,
-            };
+            let reply = self.nack(ballot);
             self.send(from, reply, out);
             return;
         }
@@ -197,10 +193,24 @@ impl Paxos {
         from: NodeId,
         ballot: Ballot,
         promised: Ballot,
+        leader: Option<NodeId>,
         out: &mut Out,
     ) {
         if promised > self.promised {
+            // A voter that promised a higher ballot refuses this leader. If no live leader
+            // owns that ballot (an acceptor that campaigned while cut off has come back),
+            // nobody would lead until a failure detector fires: the leader runs phase 1
+            // again at once, above it, and the acceptors that follow it let it through
+            // their lease. Otherwise it follows the live leader.
+            let leader_refused = self.state == State::Leader
+                && ballot == self.promised
+                && self.log.membership().0.is_voter(from);
             self.observe_ballot(promised, out);
+            if leader_refused && leader.is_none() {
+                self.campaign(false, out);
+            } else if leader.is_some_and(|l| l != self.id) {
+                self.leader = leader;
+            }
             return;
         }
         let Some(p) = self.phase1.as_mut() else {

@@ -66,8 +66,13 @@ impl Protocol for PaxosProtocol {
                 }
                 s + ")"
             }
-            PaxosMessage::Nack { ballot, promised } => {
-                format!("Nack({} promised={})", b(ballot), b(promised))
+            PaxosMessage::Nack {
+                ballot,
+                promised,
+                leader,
+            } => {
+                let leader = leader.map_or(String::new(), |l| format!(" leader={l}"));
+                format!("Nack({} promised={}{leader})", b(ballot), b(promised))
             }
             PaxosMessage::Accept {
                 ballot,
