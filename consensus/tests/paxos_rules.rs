@@ -1,10 +1,10 @@
 //! Multi-Paxos at the rule level: each test drives replicas input by input and names the
 //! rule of the acceptor or proposer it checks.
 
-use rsm_consensus::{Paxos, PaxosConfig, PaxosMessage, ballot_epoch};
+use rsm_consensus::{ConfigError, Paxos, PaxosConfig, PaxosMessage, ballot_epoch};
 use rsm_core::{
     Ballot, Bytes, Durable, Effect, Entry, EntryKind, HardState, Input, LogIndex, Membership,
-    NodeId, Persist, Replica, RequestId, RestoreError, Role,
+    NodeId, Persist, QuorumSizes, Replica, RequestId, RestoreError, Role,
 };
 
 type Fx = Vec<Effect<PaxosMessage>>;
@@ -182,7 +182,8 @@ fn prepare_below_the_promise_is_refused_with_the_promise() {
             NodeId(1),
             PaxosMessage::Nack {
                 ballot: b(1, 1),
-                promised: b(2, 3)
+                promised: b(2, 3),
+                leader: None,
             }
         )]
     );
@@ -418,6 +419,7 @@ fn dueling_proposers_the_preempted_proposer_backs_off_and_outbids_next_time() {
         PaxosMessage::Nack {
             ballot: mine,
             promised: b(7, 3),
+            leader: None,
         },
     );
     assert_eq!(p.status().role, Role::Follower);
@@ -548,4 +550,54 @@ fn a_single_replica_decides_proposals_in_order() {
         applied.last().map(|e| e.epoch),
         Some(ballot_epoch(p.promised()))
     );
+}
+
+/// Flexible quorums: with three voters, phase 1 needs all three and phase 2 one. A
+/// proposer leads only once every acceptor promised; then its own durable acceptor
+/// decides alone. Sizes that need not intersect are refused when configured.
+#[test]
+fn flexible_quorums_elect_with_phase_one_sizes_and_decide_with_phase_two_sizes() {
+    let three = Membership::new([1, 2, 3].map(NodeId));
+    let m = three
+        .clone()
+        .with_quorum(QuorumSizes::Flexible {
+            phase1: 3,
+            phase2: 1,
+        })
+        .unwrap();
+    let mut p = Paxos::restore(PaxosConfig::new(NodeId(1), m, 1), Durable::default()).unwrap();
+    step(&mut p, Input::Tick);
+    candidate_settled(&mut p);
+    let ballot = p.promised();
+    let promise = PaxosMessage::Promise {
+        ballot,
+        accepted: Ballot::default(),
+        commit: LogIndex(0),
+        entries: vec![],
+    };
+    recv(&mut p, 2, promise.clone());
+    assert_eq!(
+        p.status().role,
+        Role::Candidate,
+        "two of three is no phase-1 quorum"
+    );
+    let fx = recv(&mut p, 3, promise);
+    assert_eq!(p.status().role, Role::Leader);
+    settle(&mut p, fx);
+    assert_eq!(
+        p.status().commit,
+        LogIndex(1),
+        "one acceptor decides the no-op"
+    );
+
+    let mut c = PaxosConfig::new(NodeId(1), three, 1);
+    c.membership.quorum = QuorumSizes::Flexible {
+        phase1: 1,
+        phase2: 2,
+    };
+    assert!(matches!(c.validate(), Err(ConfigError::Quorum(_))));
+    assert!(matches!(
+        Paxos::restore(c, Durable::default()),
+        Err(RestoreError::Quorum(_))
+    ));
 }
