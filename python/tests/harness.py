@@ -56,6 +56,16 @@ class Disk:
         self.buffer.clear()
 
 
+def lead_alone(host: rsm.Host) -> None:
+    """Tick and sync a one-node host until it leads."""
+    for _ in range(100):
+        host.tick()
+        host.sync()
+        if host.role == "leader":
+            return
+    raise AssertionError("a single node did not elect itself")
+
+
 @dataclass
 class Node:
     """One node: its host, state machine and disk, and the messages waiting for it."""

@@ -9,22 +9,12 @@ from typing import Any, Optional
 import pytest
 
 import rsm
-from harness import Call, Cluster, Disk, Log
+from harness import Call, Cluster, Disk, Log, lead_alone
 
 
 def single(**kwargs: Any) -> rsm.Host:
     """A one-node Raft host with its state machine in memory."""
     return rsm.Host("raft", 1, [1], machine=Log(), seed=7, **kwargs)
-
-
-def lead_alone(host: rsm.Host) -> None:
-    """Tick and sync a one-node host until it leads."""
-    for _ in range(100):
-        host.tick()
-        host.sync()
-        if host.role == "leader":
-            return
-    raise AssertionError("a single node did not elect itself")
 
 
 def settle(host: rsm.Host, rounds: int = 3) -> None:

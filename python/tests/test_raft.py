@@ -7,7 +7,7 @@ import pytest
 
 import rsm
 from gil import progress_during
-from harness import Cluster
+from harness import Cluster, Log, lead_alone
 
 
 def test_single_node_elects_itself_after_its_vote_is_durable() -> None:
@@ -190,80 +190,58 @@ def test_restart_from_durable_state_keeps_the_log_and_the_vote() -> None:
     assert follower.applied == [b"cmd%d" % i for i in range(1, 9)]
 
 
+class Recorder:
+    """Storage that keeps every write as the bytes a Python host would store, and the
+    image those writes build."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes]] = []
+        self.live = rsm.Durable()
+
+    def write(self, persist: rsm.Persist) -> None:
+        self.records.append((persist.kind, persist.data))
+        self.live.apply(persist)
+
+    def sync(self) -> None:
+        pass
+
+
+def elected_alone(seed: int) -> tuple[rsm.Host, Recorder]:
+    """A one-node host that elected itself, with the storage that recorded its writes."""
+    disk = Recorder()
+    host = rsm.Host("raft", 1, [1], machine=Log(), storage=disk, seed=seed)
+    lead_alone(host)
+    return host, disk
+
+
 def test_durable_replays_persist_records_stored_as_bytes() -> None:
-    raft = rsm.Raft(1, [1], seed=2)
-    log: list[bytes] = []
-    live = rsm.Durable()
-    kinds: set[str] = set()
-
-    def run(inputs: list[rsm.Input]) -> None:
-        queue = raft.step_many(inputs)
-        while queue:
-            follow: list[rsm.Input] = []
-            for e in queue:
-                if isinstance(e, rsm.Persist):
-                    kinds.add(e.kind)
-                    log.append(e.data)
-                    live.apply(e)
-                    follow.append(rsm.Persisted(e.seq))
-                elif isinstance(e, rsm.Apply):
-                    follow.append(rsm.Applied(e.entries[-1].index))
-            queue = raft.step_many(follow) if follow else []
-
-    run([rsm.Tick()] * 60)
-    assert raft.status().role == "leader"
-    run([rsm.Propose(1, b"a")])
-    run([rsm.Propose(2, b"b")])
+    host, disk = elected_alone(seed=2)
+    for command in (b"a", b"b"):
+        host.propose(command)
+        host.sync()
+    kinds = {kind for kind, _ in disk.records}
     assert {"hard_state", "append"} <= kinds
     replayed = rsm.Durable()
-    for record in log:
+    for _, record in disk.records:
         replayed.apply(record)
-    assert replayed == live
+    assert replayed == disk.live
     assert [e.payload for e in replayed.entries if e.kind == "command"] == [b"a", b"b"]
     restored = rsm.Raft.restore(replayed, 1, [1], seed=5)
-    assert restored.status().last_index == live.last_index
-    assert restored.status().epoch == raft.status().epoch
-
-
-def test_durable_refuses_bad_writes_without_changing() -> None:
-    d = rsm.Durable()
-    with pytest.raises(ValueError, match="malformed persist record"):
-        d.apply(b"\x09\x09\x09")
-    with pytest.raises(TypeError, match="Persist effect or its bytes"):
-        d.apply(3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="malformed durable image"):
-        rsm.Durable.from_bytes(b"\xff")
-    assert d == rsm.Durable()
-    assert d.snapshot is None and d.entries == [] and d.last_index == 0
+    assert restored.status().last_index == disk.live.last_index
+    assert restored.status().epoch == host.status().epoch
 
 
 def test_restore_refuses_an_inconsistent_image() -> None:
     # Keep a replica's appends but drop its hard state: the log's last term is then above
     # the durable term, which a correct replica never writes.
-    appends = [data for kind, data in _records_of(raft_seed=2) if kind == "append"]
+    _, disk = elected_alone(seed=2)
+    appends = [data for kind, data in disk.records if kind == "append"]
     assert appends
     image = rsm.Durable()
     for data in appends:
         image.apply(data)
     with pytest.raises(ValueError, match="cannot restore Raft"):
         rsm.Raft.restore(image, 1, [1])
-
-
-def _records_of(raft_seed: int) -> list[tuple[str, bytes]]:
-    """The persist records a single-node replica writes while it elects itself."""
-    raft = rsm.Raft(1, [1], seed=raft_seed)
-    out: list[tuple[str, bytes]] = []
-    pending = [rsm.Tick() for _ in range(60)]
-    for i in pending:
-        queue = raft.step(i)
-        while queue:
-            follow = []
-            for e in queue:
-                if isinstance(e, rsm.Persist):
-                    out.append((e.kind, e.data))
-                    follow.append(rsm.Persisted(e.seq))
-            queue = raft.step_many(follow) if follow else []
-    return out
 
 
 def test_a_read_is_answered_after_the_writes_before_it() -> None:
