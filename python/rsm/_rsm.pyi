@@ -15,6 +15,9 @@ from typing import (
 
 from typing_extensions import Unpack
 
+from rsm import Effect as _Effect
+from rsm import Input as _Input
+
 __version__: str
 __all__ = [
     "Applied",
@@ -303,18 +306,7 @@ class Campaign:
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-_Input = Union[
-    Tick,
-    Receive,
-    Propose,
-    Read,
-    Persisted,
-    Applied,
-    Snapshot,
-    Reconfigure,
-    TransferLeadership,
-    Campaign,
-]
+# `Input`, anything `step` accepts, is defined once, in the package.
 
 # Effects --------------------------------------------------------------------------------
 
@@ -436,17 +428,7 @@ class RoleChanged:
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-_Effect = Union[
-    Send,
-    Persist,
-    Apply,
-    Proposed,
-    ReadReady,
-    Reject,
-    TakeSnapshot,
-    InstallSnapshot,
-    RoleChanged,
-]
+# `Effect`, anything `step` returns, is defined once, in the package.
 
 # Durable state ----------------------------------------------------------------------------
 
