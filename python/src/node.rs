@@ -471,8 +471,10 @@ pub(crate) struct PyHost {
     last_ticket: u64,
     /// Tickets handed out and not yet ended.
     pending: BTreeSet<u64>,
-    /// Ended tickets whose outcome was not taken yet, in the order they ended.
+    /// Ended tickets whose outcome was not taken yet.
     done: HashMap<u64, Py<Outcome>>,
+    /// The order tickets ended in; it may still name tickets taken one by one since
+    /// (skipped when read, and compacted once they outnumber the rest).
     done_order: Vec<u64>,
     completions: Vec<NodeCompletion>,
 }
@@ -901,7 +903,10 @@ impl PyHost {
     fn outcome(&mut self, ticket: &Bound<'_, PyAny>) -> PyResult<Option<Py<Outcome>>> {
         let ticket = u64_arg(ticket, "ticket")?;
         if let Some(outcome) = self.done.remove(&ticket) {
-            self.done_order.retain(|t| *t != ticket);
+            if self.done_order.len() > 2 * self.done.len() + 64 {
+                let done = &self.done;
+                self.done_order.retain(|t| done.contains_key(t));
+            }
             return Ok(Some(outcome));
         }
         if self.pending.contains(&ticket) {
@@ -1031,6 +1036,12 @@ impl PyHost {
     #[getter]
     fn machine(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.node()?.machine().object().clone_ref(py))
+    }
+
+    /// Panic inside the node's guard, as a protocol bug would: for tests of how panics
+    /// cross into Python (the node is poisoned afterwards).
+    fn _panic_for_test(&mut self, py: Python<'_>, message: String) -> PyResult<()> {
+        self.call(py, |_| -> Result<(), NodeError> { panic!("{message}") })
     }
 
     fn __repr__(&self) -> String {

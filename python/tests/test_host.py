@@ -231,6 +231,32 @@ def test_a_snapshot_is_taken_from_and_restored_into_the_python_machine() -> None
     assert isinstance(raised.value.__cause__, ValueError)
 
 
+def test_a_panic_poisons_the_node_and_ends_its_pending_calls_indefinite() -> None:
+    host = single()
+    lead_alone(host)
+    ticket = host.propose(b"in flight")
+    with pytest.raises(rsm.PanicException, match="poisoned: broken invariant"):
+        host._panic_for_test("broken invariant")
+    outcome = host.outcome(ticket)
+    assert outcome is not None and outcome.status == "indefinite"
+    assert outcome.reason == "shutdown"
+    for call in (host.tick, host.sync, host.status, lambda: host.propose(b"x")):
+        with pytest.raises(rsm.PoisonedError, match="broken invariant"):
+            call()
+    assert host.stopped and "poisoned" in repr(host)
+
+
+def test_outcomes_taken_one_by_one_leave_the_rest_in_order() -> None:
+    host = single()
+    lead_alone(host)
+    tickets = [host.propose(b"%d" % i) for i in range(200)]
+    settle(host)
+    for ticket in tickets[:150]:
+        outcome = host.outcome(ticket)
+        assert outcome is not None and outcome.ok
+    assert [o.ticket for o in host.take_outcomes()] == tickets[150:]
+
+
 def test_membership_changes_and_leadership_transfer_through_the_host() -> None:
     c = Cluster(3, seed=4)
     leader = c.elect()
