@@ -1,4 +1,6 @@
-//! One generic wrapper that turns any [`Replica`] into a Python class.
+//! One generic wrapper that turns any [`Replica`] into a Python class stepped by hand
+//! (`rsm.Raft`): the caller executes the effects. It is not a host: `rsm.Host` (module
+//! `node`) runs a node through the reference host instead.
 //!
 //! [`Host`] owns the replica and a reusable effect buffer. Every step runs inside
 //! `catch_unwind`: a panic surfaces as `rsm.PanicException` and *poisons* the host, which

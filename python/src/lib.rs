@@ -6,11 +6,15 @@
 //! and messages cross the boundary as opaque `bytes` (encoded with
 //! [`rsm_core::encode_body`]) so Python can ship them over any network.
 //!
-//! Read first: `host` (one generic wrapper that turns any [`rsm_core::Replica`] into a
-//! Python class, with panic poisoning and GIL-free batches), `inputs` and `effects` (the
-//! vocabulary as small frozen Python classes), and `simulate` (the simulator and checker
-//! entry points). Adding a protocol takes a [`host::Protocol`] impl and one
-//! `protocol_class!` line, as `raft` shows.
+//! Read first: `node` (`rsm.Host`: one node of any registered protocol run by
+//! [`rsm_core::Host`], the reference host, with the user's state machine and storage as
+//! Python objects, see `machine`), then `host` (one generic wrapper that turns any
+//! [`rsm_core::Replica`] into a Python class stepped by hand, with panic poisoning and
+//! GIL-free batches), `inputs` and `effects` (the vocabulary as small frozen Python
+//! classes), and `simulate` (the simulator and checker entry points). A protocol in the
+//! registry is reachable through `rsm.Host` and `rsm.simulate` with no change here; a class
+//! that steps it by hand takes a [`host::Protocol`] impl and one `protocol_class!` line, as
+//! `raft` shows.
 //!
 //! The module is built by maturin (`python/pyproject.toml`); its behaviour is tested from
 //! Python by the pytest suite in `python/tests`.
