@@ -1,7 +1,7 @@
 """rsm: replicated state machines from Python.
 
 Run replicated nodes (``rsm.Host``), drive rsm's deterministic consensus automata step by
-step (``rsm.Raft``), its fault-injecting simulator (``rsm.simulate``, ``rsm.run_seed``) and
+step (``rsm.Raft``, ``rsm.Paxos``), its fault-injecting simulator (``rsm.simulate``, ``rsm.run_seed``) and
 its linearizability checker (``rsm.check``) without writing Rust.
 
 ``rsm.Host(protocol, id, members, machine=...)`` is one node run by the reference host: it

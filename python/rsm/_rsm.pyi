@@ -33,6 +33,7 @@ __all__ = [
     "Operation",
     "Outcome",
     "PanicException",
+    "Paxos",
     "Persist",
     "Persisted",
     "PoisonedError",
@@ -504,6 +505,58 @@ class Raft:
         seed: Optional[int] = None,
         **options: Unpack[_RaftOptions],
     ) -> Raft: ...
+    def step(self, input: _Input) -> list[_Effect]: ...
+    def step_many(self, inputs: Iterable[_Input]) -> list[_Effect]: ...
+    def status(self) -> Status: ...
+    @property
+    def id(self) -> int: ...
+    def _panic_for_test(self, message: str) -> None: ...
+
+class _PaxosOptions(TypedDict, total=False):
+    """The keyword options of `Paxos` (named after the Rust `PaxosConfig`'s fields)."""
+
+    election_ticks_min: int
+    election_ticks_max: int
+    heartbeat_ticks: int
+    lease_reads: bool
+    lease_drift_ticks: int
+    proposal_bytes_max: int
+    uncommitted_bytes_max: int
+    batch_entries_max: int
+    batch_bytes_max: int
+    msg_bytes_max: int
+    msg_entries_max: int
+    inflight_msgs_max: int
+    inflight_bytes_max: int
+    apply_batch_entries_max: int
+    apply_lag_entries_max: int
+    snapshot_entries_threshold: int
+    snapshot_chunk_bytes: int
+    snapshot_bytes_max: int
+    reads_pending_max: int
+
+@final
+class Paxos:
+    """A Multi-Paxos replica (proposer, acceptor and learner): a deterministic automaton
+    with no I/O of its own."""
+
+    def __new__(
+        cls,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: Optional[int] = None,
+        **options: Unpack[_PaxosOptions],
+    ) -> Paxos: ...
+    @staticmethod
+    def restore(
+        durable: Durable,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: Optional[int] = None,
+        **options: Unpack[_PaxosOptions],
+    ) -> Paxos: ...
     def step(self, input: _Input) -> list[_Effect]: ...
     def step_many(self, inputs: Iterable[_Input]) -> list[_Effect]: ...
     def status(self) -> Status: ...

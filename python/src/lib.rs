@@ -27,6 +27,7 @@ mod host;
 mod inputs;
 mod machine;
 mod node;
+mod paxos;
 mod raft;
 mod simulate;
 mod values;
@@ -49,6 +50,7 @@ fn _rsm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     effects::register(m)?;
     durable::register(m)?;
     raft::register(m)?;
+    paxos::register(m)?;
     node::register(m)?;
     check::register(m)?;
     simulate::register(m)?;
