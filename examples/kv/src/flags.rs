@@ -205,6 +205,10 @@ pub struct ServerArgs {
     /// request is refused from its header [default: 16777216 (16 MiB)]
     #[arg(long, value_name = "BYTES")]
     pub frame_bytes_max: Option<usize>,
+    /// What to log on stderr: a level (error, warn, info, debug, trace) or per-crate
+    /// directives such as info,rsm_tcp=debug [default: RUST_LOG, else info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 impl ServerArgs {

@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod data_dir;
 pub mod flags;
 pub mod history;
+pub mod logging;
 mod observe;
 pub mod server;
 mod storage;
@@ -58,15 +59,24 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> std::process::Exit
     };
     let id = config.id;
     let protocol = config.protocol;
+    match logging::filter(cli.server.log_level.as_deref()) {
+        Ok(filter) => logging::install(id, filter),
+        Err(error) => {
+            eprintln!("rsm-kv-server {id}: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     let outcome = server::run(config, |bound| {
         println!(
             "rsm-kv-server {id} ({protocol}) ready: peers on {}, clients on {}",
             bound.peers, bound.clients
         );
+        tracing::info!(peers = %bound.peers, clients = %bound.clients, "serving");
     });
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            tracing::error!(%error, "stopped");
             eprintln!("rsm-kv-server {id}: {error}");
             std::process::ExitCode::FAILURE
         }

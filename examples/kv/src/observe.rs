@@ -121,7 +121,21 @@ impl<R: Replica> Replica for Observed<R> {
                     role,
                     epoch,
                     leader,
-                } => self.board.set_role(*role, *epoch, *leader),
+                } => {
+                    self.board.set_role(*role, *epoch, *leader);
+                    log_role(*role, *epoch, *leader);
+                }
+                Effect::TakeSnapshot { through } => {
+                    tracing::info!(through = through.0, "taking a snapshot");
+                }
+                Effect::InstallSnapshot { meta, data } => {
+                    tracing::info!(
+                        through = meta.index.0,
+                        epoch = meta.epoch.0,
+                        bytes = data.len(),
+                        "installing a snapshot received from the leader"
+                    );
+                }
                 Effect::Apply { entries } => {
                     if let Some(last) = entries.last() {
                         self.board.applied.store(last.index.0, Ordering::Relaxed);
@@ -139,6 +153,19 @@ impl<R: Replica> Replica for Observed<R> {
 
     fn status(&self) -> Status {
         self.inner.status()
+    }
+}
+
+/// One line per role change: an election started, won or lost, a leader followed.
+fn log_role(role: Role, epoch: Epoch, leader: Option<NodeId>) {
+    let leader = leader.map(NodeId::get);
+    match role {
+        Role::PreCandidate | Role::Candidate => {
+            tracing::info!(?role, epoch = epoch.0, "starting an election");
+        }
+        Role::Leader => tracing::info!(epoch = epoch.0, "became leader"),
+        Role::Removed => tracing::warn!(epoch = epoch.0, "removed from the cluster"),
+        _ => tracing::info!(?role, epoch = epoch.0, ?leader, "role changed"),
     }
 }
 

@@ -244,23 +244,40 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The write-ahead log could not be opened.
-    #[error("write-ahead log: {0}")]
-    Wal(#[from] WalError),
+    #[error("write-ahead log in {dir}: {source}")]
+    Wal {
+        /// The log's directory.
+        dir: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: WalError,
+    },
     /// The peer transport could not start.
     #[error("peer transport: {0}")]
     Tcp(#[from] TcpError),
     /// The shared-memory peer transport could not start.
     #[error("shared-memory peer transport: {0}")]
     Ring(#[from] RdmaError),
-    /// A socket, thread or runtime could not be set up.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    /// A thread, runtime or signal handler could not be set up.
+    #[error("cannot {doing}: {source}")]
+    Io {
+        /// What the server was doing.
+        doing: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The replica could not be configured.
     #[error("replica configuration: {0}")]
     Replica(String),
     /// The node loop stopped with a fatal error.
     #[error("node stopped: {0}")]
     Node(#[from] NodeError<WalError>),
+}
+
+/// Wrap an I/O error with what the server was doing.
+fn io_error(doing: &'static str) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { doing, source }
 }
 
 /// Addresses a started server listens on.
@@ -281,12 +298,17 @@ pub fn run(config: ServerConfig, ready: impl FnOnce(Bound)) -> Result<(), Server
         node_id: config.id,
     };
     let wal_dir = data_dir::prepare(&config.data_dir, identity, config.start)?;
-    let (wal, durable) = Wal::open(wal_dir, WalConfig::default())?;
+    let (wal, durable) =
+        Wal::open(&wal_dir, WalConfig::default()).map_err(|source| ServerError::Wal {
+            dir: wal_dir.clone(),
+            source,
+        })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.network_threads)
         .thread_name("network")
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(io_error("start the network runtime"))?;
     runtime.block_on(serve(config, wal, durable, ready))
 }
 
@@ -381,10 +403,11 @@ where
                     let stopped = rt.block_on(async { runner.run(TokioTicker::new(tick)).await });
                     stopped.error.map(ServerError::Node)
                 }
-                Err(e) => Some(ServerError::Io(e)),
+                Err(e) => Some(io_error("start the node loop's runtime")(e)),
             };
             let _ = done_tx.send_blocking(outcome);
-        })?;
+        })
+        .map_err(io_error("start the node thread"))?;
 
     // Peer messages: from the transport's queue into the loop's, waiting for room so a
     // busy loop slows its peers' links down instead of dropping.
@@ -406,7 +429,11 @@ where
             addr: config.client_listen,
             source,
         })?;
-    let client_addr = listener.local_addr()?;
+    let client_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        what: "clients",
+        addr: config.client_listen,
+        source,
+    })?;
     let mut clients = config.clients.clone();
     clients.insert(config.id, client_addr);
     let status = StatusSource {
@@ -429,7 +456,8 @@ where
         clients: client_addr,
     });
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_error("install the SIGTERM handler"))?;
     tokio::select! {
         outcome = done_rx.recv() => return match outcome {
             Ok(Some(error)) => Err(error),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rsm_core::{Persist, Storage};
 use rsm_wal::{Wal, WalError, WalStats};
@@ -33,6 +34,10 @@ impl DiskCounters {
     }
 }
 
+/// A sync that takes longer than this is logged as a stall: every client request and
+/// every acknowledgement to peers waits for it.
+pub const SYNC_STALL_WARN: Duration = Duration::from_millis(500);
+
 /// A [`Wal`] driven through the [`Storage`] trait.
 #[derive(Debug)]
 pub struct WalStorage {
@@ -52,11 +57,31 @@ impl Storage for WalStorage {
     type Error = WalError;
 
     fn write(&mut self, op: &Persist) -> Result<(), WalError> {
-        Storage::write(&mut self.wal, op)
+        Storage::write(&mut self.wal, op)?;
+        match op {
+            Persist::Snapshot { meta, data } => tracing::info!(
+                through = meta.index.0,
+                bytes = data.len(),
+                "stored a snapshot in the write-ahead log"
+            ),
+            Persist::Compact { through } => {
+                tracing::debug!(through = through.0, "compacted the write-ahead log");
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), WalError> {
+        let started = Instant::now();
         Storage::sync(&mut self.wal)?;
+        let took = started.elapsed();
+        if took >= SYNC_STALL_WARN {
+            tracing::warn!(
+                ?took,
+                "write-ahead log sync stalled the node: every request and acknowledgement waited for it"
+            );
+        }
         self.counters.publish(self.wal.stats());
         Ok(())
     }

@@ -80,6 +80,10 @@ async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
     said
 }
 
+fn server_log(cluster: &LocalCluster) -> String {
+    std::fs::read_to_string(cluster.data_root().join("n1.log")).unwrap_or_default()
+}
+
 async fn put_and_get(cluster: &LocalCluster, i: u64) {
     let mut client = KvClient::new(cluster.client_config());
     let (key, value) = (Bytes::from(format!("k{i}")), Bytes::from(format!("v{i}")));
@@ -159,6 +163,19 @@ fn frames_cost_what_arrived_and_an_oversized_frame_is_refused_with_a_reason() {
         );
         assert_eq!(status.refused_oversized, 1, "{status:?}");
         put_and_get(&cluster, 2).await;
+
+        // Each refusal left a line in the server's log, naming the node and the client.
+        let log = server_log(&cluster);
+        for what in ["over the frame limit", "budget is full"] {
+            let line = log
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("a line about `{what}`:\n{log}"));
+            assert!(
+                line.starts_with("node=1 ") && line.contains("client=127.0.0.1:"),
+                "{line}"
+            );
+        }
     });
 }
 

@@ -33,6 +33,21 @@ async fn put_all(client: &mut KvClient, range: std::ops::Range<u64>) {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    let builder = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    builder.unwrap()
+}
+
+fn server_program() -> ServerProgram {
+    let program = env!("CARGO_BIN_EXE_rsm-kv-server").into();
+    ServerProgram {
+        program,
+        args: Vec::new(),
+    }
+}
+
 fn server_log(cluster: &LocalCluster, id: NodeId) -> String {
     let path = cluster.data_root().join(format!("n{}.log", id.get()));
     std::fs::read_to_string(path).unwrap_or_default()
@@ -40,14 +55,8 @@ fn server_log(cluster: &LocalCluster, id: NodeId) -> String {
 
 #[test]
 fn a_node_missing_its_newest_segment_refuses_to_start_and_no_write_is_lost() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let program = ServerProgram {
-        program: env!("CARGO_BIN_EXE_rsm-kv-server").into(),
-        args: Vec::new(),
-    };
+    let runtime = runtime();
+    let program = server_program();
     let mut cluster = LocalCluster::start(program, 3, None, Vec::new()).unwrap();
     let leader = runtime
         .block_on(cluster.wait_for_leader(STEP_LIMIT))
@@ -104,4 +113,60 @@ fn a_node_missing_its_newest_segment_refuses_to_start_and_no_write_is_lost() {
         log.contains("is empty or missing") && log.contains("learner"),
         "the refusal explains the safe procedure:\n{log}"
     );
+}
+
+#[test]
+fn a_torn_write_at_the_end_of_the_log_is_cut_and_the_cut_is_logged() {
+    let runtime = runtime();
+    let program = server_program();
+    let mut cluster = LocalCluster::start(program, 1, None, Vec::new()).unwrap();
+    let mut config = cluster.client_config();
+    config.op_timeout = STEP_LIMIT;
+    let mut client = KvClient::new(config.clone());
+    runtime.block_on(async {
+        cluster.wait_for_leader(STEP_LIMIT).await.expect("it leads");
+        put_all(&mut client, 0..WRITES_PER_PHASE).await;
+    });
+    let node = NodeId(1);
+    cluster.kill(node).unwrap();
+
+    // A write in flight at the crash: bytes after the last record of the newest segment
+    // (which keeps its length), as a half-written record leaves them.
+    let wal = cluster.data_dir(node).unwrap().join("wal");
+    let newest = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).expect("records") + 1;
+    let torn = 24.min(bytes.len() - end);
+    assert!(torn > 0, "room after the last record");
+    bytes[end..end + torn].fill(0xA5);
+    std::fs::write(&newest, &bytes).unwrap();
+
+    cluster.restart(node).unwrap();
+    runtime.block_on(async {
+        cluster
+            .wait_for_leader(STEP_LIMIT)
+            .await
+            .expect("it leads again");
+        let mut client = KvClient::new(config);
+        for i in 0..WRITES_PER_PHASE {
+            assert_eq!(
+                client.get(key(i)).await.unwrap(),
+                Some(value(i)),
+                "write {i}"
+            );
+        }
+    });
+    let log = server_log(&cluster, node);
+    let line = log
+        .lines()
+        .find(|l| l.contains("cut a torn write"))
+        .unwrap_or_else(|| panic!("the cut is logged:\n{log}"));
+    assert!(line.starts_with("node=1 "), "{line}");
+    assert!(line.contains(&newest.display().to_string()), "{line}");
+    assert!(line.contains(&format!("offset={end}")), "{line}");
 }

@@ -51,6 +51,10 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Option<Recovered
         let path = segment::segment_path(dir, seq);
         if seq < manifest.oldest || seq == manifest.newest + 1 {
             fs::remove_file(&path).map_err(WalError::io(&path))?;
+            tracing::info!(
+                file = %path.display(),
+                "write-ahead log recovery: removed a segment left by an interrupted compaction or rotation"
+            );
             removed = true;
         } else if seq > manifest.newest {
             return Err(WalError::StraySegment {
@@ -153,6 +157,12 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Option<Recovered
                 // Zero what is left of the torn write (the file keeps its length), so
                 // that new records written after the durable ones end cleanly.
                 erase(&path, valid_bytes, garbage_end)?;
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = valid_bytes,
+                    bytes = garbage_end - valid_bytes,
+                    "write-ahead log recovery: cut a torn write at the end of the newest segment"
+                );
                 base_end = b;
                 valid_bytes
             }
@@ -194,6 +204,10 @@ pub(crate) fn recover(dir: &Path, config: &WalConfig) -> Result<Option<Recovered
     for &id in &listing.temps {
         let path = segment::snapshot_temp_path(dir, id);
         fs::remove_file(&path).map_err(WalError::io(&path))?;
+        tracing::info!(
+            file = %path.display(),
+            "write-ahead log recovery: removed an unfinished snapshot file"
+        );
         removed = true;
     }
     if removed {
