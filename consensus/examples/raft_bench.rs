@@ -12,11 +12,9 @@ use cluster_loop::ClusterLoop;
 mod measurement;
 
 fn main() {
-    let entries: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
-    measurement::print_table(entries, ClusterLoop::new, |cluster, n, window| {
-        cluster.run(n, window)
-    });
+    measurement::print_table(
+        measurement::entries_arg(),
+        ClusterLoop::new,
+        |cluster, n, window| cluster.run(n, window),
+    );
 }

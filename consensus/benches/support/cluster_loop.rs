@@ -1,4 +1,4 @@
-//! A 3-node Raft cluster driven in one thread through the reference host
+//! A 3-node cluster (Raft or Multi-Paxos) driven in one thread through the reference host
 //! ([`rsm_core::Host`]) with in-memory mailboxes and in-memory storage: the loop both
 //! benchmarks measure. Each round the leader is topped up to `window` proposals in flight,
 //! every queued message is delivered, then each node makes its writes durable (one "fsync"
@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use rsm_consensus::{Raft, RaftConfig, RaftMessage};
+use rsm_consensus::{Paxos, PaxosConfig, Raft, RaftConfig};
 use rsm_core::{
     Bytes, CodecError, Durable, Host, HostConfig, LogIndex, MemStorage, Membership, NodeId,
     Queryable, Replica, Role, StateMachine,
@@ -51,19 +51,44 @@ impl Queryable for Counter {
     }
 }
 
-type Node = Host<Raft, MemStorage, Counter>;
+type Node<R> = Host<R, MemStorage, Counter>;
 
 #[derive(Debug)]
-pub struct ClusterLoop {
-    nodes: Vec<Node>,
-    queue: VecDeque<(usize, NodeId, RaftMessage)>,
+pub struct ClusterLoop<R: Replica = Raft> {
+    nodes: Vec<Node<R>>,
+    queue: VecDeque<(usize, NodeId, R::Message)>,
     leader: usize,
     proposed: u64,
     payload: Bytes,
 }
 
-impl ClusterLoop {
+// Each binary that includes this file runs one of the protocols.
+#[allow(dead_code)]
+impl ClusterLoop<Raft> {
+    /// Three Raft nodes with defaults but for the bound on uncommitted bytes.
     pub fn new(payload_bytes: usize) -> Self {
+        Self::build(payload_bytes, |id, m| {
+            let mut c = RaftConfig::new(id, m, id.0);
+            c.uncommitted_bytes_max = 1 << 30;
+            c
+        })
+    }
+}
+
+#[allow(dead_code)]
+impl ClusterLoop<Paxos> {
+    /// Three Multi-Paxos nodes with defaults but for the bound on uncommitted bytes.
+    pub fn paxos(payload_bytes: usize) -> Self {
+        Self::build(payload_bytes, |id, m| {
+            let mut c = PaxosConfig::new(id, m, id.0);
+            c.uncommitted_bytes_max = 1 << 30;
+            c
+        })
+    }
+}
+
+impl<R: Replica> ClusterLoop<R> {
+    fn build(payload_bytes: usize, config_of: fn(NodeId, Membership) -> R::Config) -> Self {
         let ids: Vec<NodeId> = (1..=NODES as u64).map(NodeId).collect();
         let config = HostConfig {
             pending_requests_max: 1 << 20,
@@ -73,10 +98,9 @@ impl ClusterLoop {
         let nodes = ids
             .iter()
             .map(|&id| {
-                let mut c = RaftConfig::new(id, Membership::new(ids.clone()), id.0);
-                c.uncommitted_bytes_max = 1 << 30;
-                let raft = Raft::restore(c, Durable::default()).expect("valid config");
-                Host::new(config, raft, MemStorage::default(), Counter::default())
+                let c = config_of(id, Membership::new(ids.clone()));
+                let replica = R::restore(c, Durable::default()).expect("valid config");
+                Host::new(config, replica, MemStorage::default(), Counter::default())
             })
             .collect();
         let mut l = Self {

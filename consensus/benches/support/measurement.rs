@@ -36,6 +36,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The number of entries each row commits: the first command-line argument, or 200,000.
+pub fn entries_arg() -> u64 {
+    std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000)
+}
+
 /// Print the table for 16-byte and 1 KiB payloads with 1, 64 and 256 proposals in flight.
 /// For each row, `new_loop(payload_bytes)` builds a fresh cluster loop and
 /// `run(&mut loop, entries, window)` commits `entries` entries; a warm-up of a tenth of the

@@ -134,11 +134,9 @@ impl Loop {
 }
 
 fn main() {
-    let entries: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
-    measurement::print_table(entries, Loop::new, |cluster, n, window| {
-        cluster.run(n, window)
-    });
+    measurement::print_table(
+        measurement::entries_arg(),
+        Loop::new,
+        |cluster, n, window| cluster.run(n, window),
+    );
 }
