@@ -281,6 +281,7 @@ impl ClusterStatus {
                     "wal_group_commits": s.wal_syncs,
                     "wal_fsyncs": s.wal_fsyncs,
                     "wal_entries_synced": s.wal_entries_synced,
+                    "client_port": s.client_port,
                 }),
                 Err(error) => json!({
                     "id": id.get(),
@@ -359,6 +360,7 @@ mod tests {
         assert_eq!(servers[0]["role"], "leader");
         assert_eq!(servers[1]["lag"], 4);
         assert_eq!(servers[2]["reachable"], false);
+        assert_eq!(servers[0]["client_port"]["refused_oversized"], 0);
     }
 
     #[test]
