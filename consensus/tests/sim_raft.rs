@@ -99,9 +99,10 @@ fn a_seed_whose_check_is_inconclusive_fails() {
 }
 
 /// Issue 10: a node whose disk is wiped comes back only through the safe procedure
-/// (removed, restarted blank as a learner, caught up, promoted), here in a 3-node cluster
-/// under client load, catching up by entries and, with a small snapshot threshold, by
-/// snapshot; no acknowledged write is lost and the history stays linearizable.
+/// (removed, refused a plain restart, started blank to join as a learner, caught up,
+/// promoted), here in a 3-node cluster under client load, catching up by entries and, with
+/// a small snapshot threshold, by snapshot; no acknowledged write is lost and the history
+/// stays linearizable.
 #[test]
 fn a_wiped_node_rejoins_as_a_learner_catches_up_and_is_promoted() {
     for (seed, threshold, by_snapshot) in [(11, 10_000, false), (12, 8, true)] {
@@ -129,8 +130,9 @@ fn a_wiped_node_rejoins_as_a_learner_catches_up_and_is_promoted() {
                 .position(|l| l.contains(needle))
                 .map(|k| from + k)
         };
-        // Each wiped node: its disk goes, it restarts blank, applies what it missed (or
-        // installs a snapshot), and only then is promoted.
+        // Each wiped node: its disk goes, a plain restart is refused, it starts blank to
+        // join as a learner, applies what it missed (or installs a snapshot), and only
+        // then is promoted.
         let mut from = 0;
         let mut rejoined = 0;
         while let Some(wiped) = at(from, "disk wiped") {
@@ -145,6 +147,10 @@ fn a_wiped_node_rejoins_as_a_learner_catches_up_and_is_promoted() {
                     .iter()
                     .any(|l| node_of(l) == node && l.contains(kind))
             };
+            assert!(
+                of_node("start refused: the storage is blank"),
+                "seed {seed}: n{node} restarted as before is refused"
+            );
             assert!(
                 of_node("\"type\":\"restart\""),
                 "seed {seed}: n{node} restarted"

@@ -32,6 +32,7 @@ mod reject;
 mod replica;
 mod rng;
 pub mod session;
+mod start;
 mod state_machine;
 pub mod text;
 
@@ -52,6 +53,7 @@ pub use refusal::{Refusal, RefusalCounts, Refused};
 pub use reject::RejectReason;
 pub use replica::{Durable, Effect, HardState, Input, Persist, Replica, Role, Status};
 pub use rng::Prng;
+pub use start::{REJOIN_PROCEDURE, StartError, StartMode};
 pub use state_machine::{Queryable, StateMachine};
 
 /// Re-exported so that users of the contract name the same `Bytes` type.

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use rsm_core::{Durable, Persist, PersistError, PersistSeq, Prng, Storage};
+use rsm_core::{Durable, Persist, PersistError, PersistSeq, Prng, StartError, StartMode, Storage};
 
 /// Unsynced writes a disk holds before the simulator calls the automaton broken: a
 /// replica that never waits for `Persisted` would otherwise grow this without bound.
@@ -20,6 +20,9 @@ pub struct Disk {
     queued: PersistSeq,
     /// The highest sequence number the fsync in flight covers, if one is in flight.
     in_flight: Option<PersistSeq>,
+    /// Whether a node ever started on this disk (a server's stamped data directory): a
+    /// wiped disk is a new one, unmarked.
+    marked: bool,
 }
 
 /// What a crash did to the unsynced writes.
@@ -38,6 +41,14 @@ impl Disk {
     /// An empty disk.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Start a node on this disk the way `mode` says, marking it, unless the contract's
+    /// rule refuses (a restart on a blank disk, a bootstrap or join on a used one).
+    pub fn start(&mut self, mode: StartMode) -> Result<(), StartError> {
+        mode.check(!self.marked)?;
+        self.marked = true;
+        Ok(())
     }
 
     /// What survives a crash right now.
@@ -294,6 +305,25 @@ mod tests {
         d.crash(&mut Prng::new(7), false);
         assert_eq!(d.durable().snapshot_index(), LogIndex(8));
         assert_eq!(d.durable().entries, vec![slot(12, 2)]);
+    }
+
+    #[test]
+    fn a_blank_disk_takes_only_an_explicit_start_and_a_used_one_only_a_restart() {
+        let mut d = Disk::new();
+        assert_eq!(d.start(StartMode::Restart), Err(StartError::Blank));
+        assert_eq!(d.start(StartMode::Join), Ok(()));
+        assert_eq!(
+            d.start(StartMode::Bootstrap),
+            Err(StartError::NotBlank {
+                mode: StartMode::Bootstrap
+            })
+        );
+        d.crash(&mut Prng::new(3), false);
+        assert_eq!(
+            d.start(StartMode::Restart),
+            Ok(()),
+            "a crash keeps the mark"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rsm_core::session::ClientId;
 use rsm_core::{
     Bytes, ClientError, CodecError, Completion, Entry, EntryKind, Epoch, Host, HostConfig,
     HostError, HostEvent, LogIndex, Membership, NodeId, PersistError, Prng, Queryable, Replica,
-    Reply, RequestId, Role, StateMachine, Status,
+    Reply, RequestId, Role, StartMode, StateMachine, Status,
 };
 
 use super::client::{
@@ -173,6 +173,9 @@ struct Node<R: Replica> {
     /// disk, as an operator's `--join` gives it: the one that added it back as a learner,
     /// so that a blank start never makes it a voter. Later configurations come from its log.
     join: Option<Membership>,
+    /// How the next start treats the disk: bootstrap at first, then restart, join for a
+    /// wiped node that follows the safe procedure.
+    start: StartMode,
 }
 
 pub(crate) struct World<'a, R: Replica> {
@@ -309,6 +312,7 @@ where
                 incarnation: 0,
                 paused_until: 0,
                 join: None,
+                start: StartMode::Bootstrap,
             });
             self.start_node(i)?;
             let first = self.rng.range(1, self.swarm.tick_period_units[i] + 1);
@@ -406,7 +410,20 @@ where
             .wrapping_add((i as u64 + 1) << 32 | inc)
     }
 
+    /// Start node `i` on its disk, unless the disk refuses the start (a restart on a
+    /// wiped disk): then it stays down.
     fn start_node(&mut self, i: usize) -> Result<(), Violation> {
+        let mode = self.nodes[i].start;
+        if let Err(e) = self.nodes[i].disk.start(mode) {
+            self.record(
+                Some(self.ids[i]),
+                EventKind::Admin {
+                    what: format!("start refused: {e}"),
+                },
+            );
+            return Ok(());
+        }
+        self.nodes[i].start = StartMode::Restart;
         let membership = self.nodes[i].join.as_ref().unwrap_or(&self.initial);
         let config = (self.make_config)(self.ids[i], membership, self.node_seed(i));
         let id = self.ids[i];
@@ -1254,11 +1271,24 @@ where
             }
             r.stage = match r.stage {
                 RejoinStage::Removing => {
-                    let join = Membership::with_learners(
+                    self.wipe(r.node);
+                    // Restarted as before, the node is refused: its disk is blank.
+                    self.restart(r.node)?;
+                    if self.nodes[r.node].host.is_some() {
+                        return Err(violation(
+                            Invariant::Durability,
+                            Some(w),
+                            "a node restarted on a wiped disk".into(),
+                        ));
+                    }
+                    // From now on it is started to join, as a learner of the membership
+                    // that will add it: never a voter.
+                    let node = &mut self.nodes[r.node];
+                    node.start = StartMode::Join;
+                    node.join = Some(Membership::with_learners(
                         m.voters.clone(),
                         m.learners.iter().copied().chain([w]),
-                    );
-                    self.wipe(r.node, join);
+                    ));
                     RejoinStage::AddingLearner
                 }
                 RejoinStage::AddingLearner => {
@@ -1320,9 +1350,8 @@ where
         Ok(())
     }
 
-    /// Wipe node `i`'s disk (crashing it if it runs): it stays down until its procedure
-    /// restarts it, and any start from now on knows only `join`, in which it is no voter.
-    fn wipe(&mut self, i: usize, join: Membership) {
+    /// Wipe node `i`'s disk (crashing it if it runs).
+    fn wipe(&mut self, i: usize) {
         if self.nodes[i].host.is_some() {
             self.crash(i);
         }
@@ -1330,13 +1359,12 @@ where
         node.disk = Disk::new();
         // A restart scheduled by an earlier crash must not start it blank.
         node.incarnation += 1;
-        node.join = Some(join);
         let id = node.id;
         self.faults.add(FaultKind::Wipe);
         self.record(
             Some(id),
             EventKind::Admin {
-                what: "disk wiped; down until it rejoins as a learner".into(),
+                what: "disk wiped".into(),
             },
         );
     }

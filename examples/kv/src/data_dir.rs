@@ -21,28 +21,17 @@ pub const WAL_DIR: &str = "wal";
 const IDENTITY_TEMP_FILE: &str = "IDENTITY.tmp";
 const IDENTITY_HEADER: &str = "rsm data directory v1";
 
-/// How a server may treat its data directory.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub enum StartMode {
-    /// Restart an existing member: the directory must hold this node's stamp and log.
-    #[default]
-    Restart,
-    /// Start a new cluster from the members in `--peers` (flag `--bootstrap`): the
-    /// directory must be empty or missing.
-    Bootstrap,
-    /// Start a node that the cluster has already added through reconfiguration (flag
-    /// `--join`), with no log: it learns everything from the leader. The directory must be
-    /// empty or missing.
-    Join,
-}
+/// How a server may treat its data directory: [`StartMode::Restart`] (no flag),
+/// [`StartMode::Bootstrap`] (`--bootstrap`) or [`StartMode::Join`] (`--join`), checked
+/// with the contract's rule ([`StartMode::check`]).
+pub use rsm_core::StartMode;
 
-impl StartMode {
-    fn flag(self) -> &'static str {
-        match self {
-            StartMode::Restart => "no start flag",
-            StartMode::Bootstrap => "--bootstrap",
-            StartMode::Join => "--join",
-        }
+/// The command-line flag that asks for `mode`.
+fn flag(mode: StartMode) -> &'static str {
+    match mode {
+        StartMode::Restart => "no start flag",
+        StartMode::Bootstrap => "--bootstrap",
+        StartMode::Join => "--join",
     }
 }
 
@@ -164,10 +153,10 @@ pub fn prepare(dir: &Path, identity: Identity, mode: StartMode) -> Result<PathBu
                 expected: identity,
             });
         }
-        if mode != StartMode::Restart {
+        if mode.check(false).is_err() {
             return Err(DataDirError::NotEmpty {
                 dir: dir.to_owned(),
-                flag: mode.flag(),
+                flag: flag(mode),
                 found,
             });
         }
@@ -193,7 +182,7 @@ pub fn prepare(dir: &Path, identity: Identity, mode: StartMode) -> Result<PathBu
             dir: dir.to_owned(),
         });
     }
-    if mode == StartMode::Restart {
+    if mode.check(true).is_err() {
         return Err(DataDirError::Blank {
             dir: dir.to_owned(),
         });
