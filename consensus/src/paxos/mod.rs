@@ -52,6 +52,16 @@
 //! configurations then share a quorum member in every pair of phase-1 and phase-2 quorums,
 //! as in Raft's single-server changes, so a decided value is always seen.
 //!
+//! # A replica that lost its disk
+//!
+//! Promises and accepts are only as good as the disk that keeps them: a replica restored
+//! from a blank or older disk has forgotten promises that proposers counted on, and
+//! restarting it as a voter could let two ballots decide different values. It rejoins only
+//! as a new member: removed from the configuration, started blank as a learner of the
+//! current one (the KV server's `--join`; hosts refuse a blank data directory otherwise),
+//! brought up to date by the leader's synchronisation or a snapshot, then promoted. The
+//! simulator's `wipe` fault runs exactly this under load in every seed that draws it.
+//!
 //! Persistence follows the host rule: promises and accepts are written before the reply
 //! that announces them, and a leader counts its own acceptor only once its
 //! synchronisation is durable.
