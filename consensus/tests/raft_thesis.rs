@@ -440,6 +440,7 @@ mod thesis_3_10_transfer {
                             term: Term(1),
                             read_round,
                             sent_tick,
+                            log_behind: false,
                         },
                     );
                 }
@@ -557,6 +558,7 @@ mod thesis_6_4_reads {
                 term: Term(1),
                 read_round: 1,
                 sent_tick: 1,
+                log_behind: false,
             },
         );
         assert!(fx.contains(&Effect::ReadReady {
@@ -586,6 +588,7 @@ mod thesis_6_4_reads {
                 term: Term(1),
                 read_round: 0,
                 sent_tick,
+                log_behind: false,
             },
         );
         let fx = read(&mut r, 1);
@@ -801,6 +804,7 @@ mod rejections_and_bad_input {
                         term: t,
                         read_round: rng.range(0, 5),
                         sent_tick: rng.range(0, 50),
+                        log_behind: rng.chance(0.5),
                     },
                     6 => RaftMessage::InstallSnapshot {
                         term: t,

@@ -77,6 +77,11 @@ pub enum RaftMessage {
         read_round: u64,
         /// Echo of the heartbeat's `sent_tick`.
         sent_tick: u64,
+        /// The follower does not hold the heartbeat's commit index, which the leader caps
+        /// at what the follower acknowledged: its log went backwards (a wiped disk, an
+        /// older copy restored), and the leader must search for the match again. Without
+        /// it an idle leader, sending no entries to be refused, would never notice.
+        log_behind: bool,
     },
     /// One chunk of a snapshot, sent to a follower behind the leader's compaction point.
     InstallSnapshot {

@@ -411,6 +411,7 @@ impl Raft {
                         term: self.term,
                         read_round: 0,
                         sent_tick: 0,
+                        log_behind: false,
                     };
                     self.send(from, reply, out);
                 }
@@ -475,8 +476,9 @@ impl Raft {
             RaftMessage::HeartbeatResponse {
                 read_round,
                 sent_tick,
+                log_behind,
                 ..
-            } => self.handle_heartbeat_response(from, read_round, sent_tick, out),
+            } => self.handle_heartbeat_response(from, read_round, sent_tick, log_behind, out),
             RaftMessage::InstallSnapshot {
                 meta,
                 offset,

@@ -350,6 +350,7 @@ impl Raft {
         sent_tick: u64,
         out: &mut Out,
     ) {
+        let log_behind = commit > self.log.last_index();
         let commit = commit.min(self.log.last_index());
         if commit > self.commit {
             self.commit = commit;
@@ -358,6 +359,7 @@ impl Raft {
             term: self.term,
             read_round,
             sent_tick,
+            log_behind,
         };
         self.send(from, msg, out);
     }
@@ -367,6 +369,7 @@ impl Raft {
         from: NodeId,
         read_round: u64,
         sent_tick: u64,
+        log_behind: bool,
         out: &mut Out,
     ) {
         let Some(i) = self.progress_index(from) else {
@@ -374,6 +377,15 @@ impl Raft {
         };
         let pr = &mut self.progress[i];
         pr.heard_tick = self.now;
+        if log_behind && pr.match_index > LogIndex(0) {
+            // The follower lost entries it acknowledged: what it matched is no longer
+            // known. Probe where replication stood; its refusal's hint leads down to
+            // what it still holds, or to a snapshot.
+            let next = pr.next_index;
+            pr.forget_match();
+            pr.become_probe();
+            pr.next_index = next;
+        }
         self.reads.record_echo(pr, read_round, sent_tick, self.now);
         self.advance_reads(out);
         self.send_append(i, out);

@@ -113,9 +113,11 @@ impl Protocol for RaftProtocol {
                 term,
                 read_round,
                 sent_tick,
+                log_behind,
             } => format!(
-                "HeartbeatResp({} round={read_round} tick={sent_tick})",
-                t(*term)
+                "HeartbeatResp({} round={read_round} tick={sent_tick}{})",
+                t(*term),
+                if *log_behind { " log-behind" } else { "" }
             ),
             RaftMessage::InstallSnapshot {
                 term,
