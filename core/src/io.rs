@@ -22,6 +22,25 @@ pub trait Storage {
 
     /// Make every write so far durable (one fsync may cover many writes).
     fn sync(&mut self) -> Result<(), Self::Error>;
+
+    /// What the storage has done so far, for status reports and batching figures. A
+    /// storage that counts nothing reports zeros (the default).
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+}
+
+/// Counters a [`Storage`] may keep about its own work. They only ever grow.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Syncs that made new writes durable (group commits).
+    pub syncs: u64,
+    /// fsync or fdatasync calls issued, those of file and directory maintenance included.
+    pub fsyncs: u64,
+    /// Log entries made durable by syncs; `entries_synced / syncs` is the batching factor.
+    pub entries_synced: u64,
+    /// Bytes written, framing included.
+    pub bytes_written: u64,
 }
 
 /// Storage in memory: a [`Durable`] image, for tests and for nodes that need no disk.
@@ -44,6 +63,13 @@ impl Storage for MemStorage {
     fn sync(&mut self) -> Result<(), PersistError> {
         self.syncs += 1;
         Ok(())
+    }
+
+    fn stats(&self) -> StorageStats {
+        StorageStats {
+            syncs: self.syncs,
+            ..StorageStats::default()
+        }
     }
 }
 
@@ -85,5 +111,6 @@ mod tests {
         s.sync().unwrap();
         assert_eq!(s.durable.last_index(), LogIndex(2));
         assert_eq!(s.syncs, 1);
+        assert_eq!(s.stats().syncs, 1);
     }
 }

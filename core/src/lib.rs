@@ -47,7 +47,7 @@ pub use host::{
     HostEvent, HostEventOf, HostParts, HostStats, Reply, Ticket,
 };
 pub use ids::{Ballot, Epoch, LogIndex, NodeId, PersistSeq, RequestId, Term, View};
-pub use io::{MemStorage, NullTransport, Storage, Transport};
+pub use io::{MemStorage, NullTransport, Storage, StorageStats, Transport};
 pub use membership::{Membership, Phase, QuorumSizes};
 pub use refusal::{Refusal, RefusalCounts, Refused};
 pub use reject::RejectReason;

@@ -27,6 +27,7 @@ pub mod history;
 pub mod logging;
 mod observe;
 pub mod server;
+mod session;
 mod storage;
 pub mod wire;
 pub mod workload;
@@ -34,6 +35,7 @@ pub mod workload;
 pub use client::{ClientConfig, KvClient, KvError};
 pub use cluster::{LocalCluster, ServerProgram};
 pub use observe::{Observed, ObservedConfig, StatusBoard};
+pub use session::KvSession;
 pub use storage::{DiskCounters, WalStorage};
 
 /// The first argument that makes the demo and the load generator act as a server, so

@@ -411,7 +411,7 @@ where
 
     // Peer messages: from the transport's queue into the loop's, waiting for room so a
     // busy loop slows its peers' links down instead of dropping.
-    let inbox = handles.inbox.clone();
+    let inbox = handles.inbox.clone().expect("the loop's own queue");
     tokio::spawn(async move {
         while let Ok((from, bytes)) = inbound.recv().await {
             if !inbox.deliver(from, bytes).await {

@@ -14,8 +14,9 @@ pub struct DriverConfig {
     pub sync_batch_max: usize,
     /// Inputs the async runner takes from its queues before one group-commit sync.
     pub batch_inputs_max: usize,
-    /// Capacity of the runner's inbound message queue; a transport's delivery into a full
-    /// queue is dropped (consensus tolerates loss).
+    /// Capacity of the inbound message queue `NodeRunner::new` makes; a transport's
+    /// delivery into a full queue is dropped (consensus tolerates loss). A loop built with
+    /// `NodeRunner::with_inbound` reads the caller's channel, bounded by its maker.
     pub inbound_queue_max: usize,
     /// Capacity of the runner's client request queue; a request into a full queue fails
     /// at once with a definite `Busy`.

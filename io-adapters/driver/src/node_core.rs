@@ -11,6 +11,7 @@ use rsm_core::{
 
 use crate::config::DriverConfig;
 use crate::error::NodeError;
+use crate::status::{NodeStatus, StatusPublisher, StatusView};
 
 pub use rsm_core::{Completion, Reply, Ticket};
 
@@ -43,7 +44,8 @@ pub struct NodeStats {
 /// gets group commit by feeding all the inputs it has, then calling `sync` once.
 ///
 /// Client requests return a [`Ticket`]; their outcomes are collected with
-/// [`NodeCore::drain_completions`].
+/// [`NodeCore::drain_completions`]. Readers on other threads follow the node through a
+/// [`StatusView`] ([`NodeCore::status_view`]), refreshed at every `sync` and at the stop.
 pub struct NodeCore<R: Replica, S: Storage, T: Transport, M: Queryable> {
     config: DriverConfig,
     host: Host<R, S, M>,
@@ -53,6 +55,7 @@ pub struct NodeCore<R: Replica, S: Storage, T: Transport, M: Queryable> {
     malformed_inbound: u64,
     encode_failures: u64,
     sends: u64,
+    published: StatusPublisher,
 }
 
 impl<R: Replica, S: Storage, T: Transport, M: Queryable> fmt::Debug for NodeCore<R, S, T, M> {
@@ -97,7 +100,7 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
     }
 
     fn assemble(config: DriverConfig, host: Host<R, S, M>, transport: T) -> Self {
-        Self {
+        let mut core = Self {
             config,
             host,
             transport,
@@ -105,7 +108,10 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
             malformed_inbound: 0,
             encode_failures: 0,
             sends: 0,
-        }
+            published: StatusPublisher::new(),
+        };
+        core.publish_status();
+        core
     }
 
     // ----- inputs ---------------------------------------------------------------------
@@ -174,7 +180,9 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
     /// the replica hears nothing, and pending requests end with an indefinite `Shutdown`.
     pub fn sync(&mut self) -> Result<(), NodeError<S::Error>> {
         let result = self.host.sync();
-        self.after(result)
+        let result = self.after(result);
+        self.publish_status();
+        result
     }
 
     /// Stop the node: pending requests end with an indefinite `Shutdown`, waiting sends
@@ -182,6 +190,7 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
     /// to flush what was written.
     pub fn stop(&mut self) {
         self.host.stop();
+        self.publish_status();
     }
 
     // ----- outputs and inspection -----------------------------------------------------
@@ -270,6 +279,26 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
         &self.config
     }
 
+    /// A view of this node's status for readers on other threads. It is refreshed at
+    /// every [`NodeCore::sync`] and when the node stops, and says stopped (and waiters
+    /// wake) once the node has stopped or was dropped.
+    pub fn status_view(&self) -> StatusView {
+        self.published.view()
+    }
+
+    /// Refresh the [`StatusView`] now (`sync` and `stop` already do).
+    pub fn publish_status(&mut self) {
+        let status = NodeStatus {
+            status: self.host.status(),
+            stats: self.stats(),
+            storage: self.host.storage().stats(),
+            pending_requests: self.host.pending_requests(),
+            ticks: self.host.ticks(),
+            stopped: self.host.is_stopped(),
+        };
+        self.published.publish(status);
+    }
+
     // ----- after each call: group-commit bound, then the network ----------------------
 
     fn check_running(&self) -> Result<(), NodeError<S::Error>> {
@@ -304,6 +333,7 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
             && !matches!(error, NodeError::Stopped)
         {
             tracing::error!(%error, "node stopped");
+            self.publish_status();
         }
         result
     }

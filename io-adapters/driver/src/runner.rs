@@ -14,6 +14,10 @@ use rsm_core::{LogIndex, Membership, NodeId, RejectReason, Replica, Storage, Tra
 use crate::clock::Ticker;
 use crate::error::{ClientError, NodeError};
 use crate::node_core::{NodeCore, Reply, Ticket};
+use crate::status::StatusView;
+use crate::thread_runner::{self, NodeThread};
+#[cfg(feature = "tokio")]
+use crate::tokio_runner::{NodeTask, TokioTicker};
 use rsm_core::CompletionOf;
 use rsm_core::Queryable;
 
@@ -60,8 +64,10 @@ enum Event<M: Queryable> {
     Request(Request<M>),
 }
 
-/// The node loop, ready to run: build it with [`NodeRunner::new`], then spawn
-/// [`NodeRunner::run`] on any executor.
+/// The node loop, ready to run: build it with [`NodeRunner::new`] (or
+/// [`NodeRunner::with_inbound`], to read a channel a transport already feeds), then run it
+/// on a thread of its own ([`NodeRunner::spawn_thread`]), on tokio (`spawn_tokio`, feature
+/// `tokio`), or spawn the future [`NodeRunner::run`] on any executor.
 pub struct NodeRunner<R: Replica, S: Storage, T: Transport, M: Queryable> {
     core: NodeCore<R, S, T, M>,
     inbound: async_channel::Receiver<(NodeId, Bytes)>,
@@ -92,10 +98,13 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> fmt::Debug for NodeRunn
 pub struct NodeHandles<M: Queryable> {
     /// Submits client requests.
     pub client: Client<M>,
-    /// Where the transport delivers inbound messages.
-    pub inbox: Inbox,
+    /// Where a transport delivers inbound messages: the loop's own queue, or `None` when
+    /// the loop reads a channel of the caller's ([`NodeRunner::with_inbound`]).
+    pub inbox: Option<Inbox>,
     /// Stops the loop.
     pub shutdown: Shutdown,
+    /// The node's status and counters, refreshed once per batch.
+    pub status: StatusView,
 }
 
 /// How the loop ended.
@@ -108,10 +117,27 @@ pub struct Stopped<R: Replica, S: Storage, T: Transport, M: Queryable> {
 }
 
 impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeRunner<R, S, T, M> {
-    /// Wrap `core` in a loop with queues bounded by its configuration.
+    /// Wrap `core` in a loop with queues bounded by its configuration; a transport
+    /// delivers into the loop's inbound queue through [`NodeHandles::inbox`].
     pub fn new(core: NodeCore<R, S, T, M>) -> (Self, NodeHandles<M>) {
+        let (inbound_tx, inbound) = async_channel::bounded(core.config().inbound_queue_max);
+        let (runner, mut handles) = Self::with_inbound(core, inbound);
+        handles.inbox = Some(Inbox {
+            inbound: inbound_tx,
+        });
+        (runner, handles)
+    }
+
+    /// Wrap `core` in a loop that reads peers' messages from `inbound`, a channel the
+    /// caller made (transports such as rsm-tcp and rsm-rdma deliver into one), so that no
+    /// task has to carry messages from one queue to another. The channel's own bound
+    /// replaces `inbound_queue_max`; the loop closes it when it stops.
+    pub fn with_inbound(
+        core: NodeCore<R, S, T, M>,
+        inbound: async_channel::Receiver<(NodeId, Bytes)>,
+    ) -> (Self, NodeHandles<M>) {
         let config = *core.config();
-        let (inbound_tx, inbound) = async_channel::bounded(config.inbound_queue_max);
+        let status = core.status_view();
         let (requests_tx, requests) = async_channel::bounded(config.client_queue_max);
         let (shutdown_tx, shutdown) = async_channel::bounded(1);
         let runner = Self {
@@ -127,12 +153,11 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeRunner<R, S, T, M> 
             client: Client {
                 requests: requests_tx,
             },
-            inbox: Inbox {
-                inbound: inbound_tx,
-            },
+            inbox: None,
             shutdown: Shutdown {
                 signal: shutdown_tx,
             },
+            status,
         };
         (runner, handles)
     }
@@ -297,6 +322,39 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeRunner<R, S, T, M> 
             core: self.core,
             error,
         }
+    }
+}
+
+impl<R, S, T, M> NodeRunner<R, S, T, M>
+where
+    R: Replica + Send + 'static,
+    R::Message: Send,
+    S: Storage + Send + 'static,
+    T: Transport + Send + 'static,
+    M: Queryable + Send + 'static,
+    M::Query: Send,
+    M::Answer: Send,
+    M::Response: Send,
+{
+    /// Run the loop on a new thread called `name`, with no async runtime, ticking from
+    /// `ticker` ([`IntervalTicker`](crate::IntervalTicker) in production,
+    /// [`ManualClock`](crate::ManualClock) in tests). Its fsyncs block only that thread.
+    /// Fails only when the thread cannot be created.
+    pub fn spawn_thread(
+        self,
+        name: impl Into<String>,
+        ticker: impl Ticker + Send + 'static,
+    ) -> std::io::Result<NodeThread<R, S, T, M>> {
+        thread_runner::spawn(name.into(), self.run(ticker)).map(NodeThread::from)
+    }
+
+    /// Spawn the loop on the current tokio runtime, ticking every `tick_period` of
+    /// tokio's clock. Its fsyncs block the worker thread it runs on: give it a runtime of
+    /// its own (or use [`NodeRunner::spawn_thread`]) when other tasks must not wait for
+    /// the disk. Must be called inside a tokio runtime with the time driver enabled.
+    #[cfg(feature = "tokio")]
+    pub fn spawn_tokio(self, tick_period: std::time::Duration) -> NodeTask<R, S, T, M> {
+        tokio::spawn(self.run(TokioTicker::new(tick_period)))
     }
 }
 

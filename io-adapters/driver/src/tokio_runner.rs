@@ -2,13 +2,10 @@
 
 use std::time::Duration;
 
-use rsm_core::{Replica, Storage, Transport};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::clock::Ticker;
-use crate::node_core::NodeCore;
-use crate::runner::{NodeHandles, NodeRunner, Stopped};
-use rsm_core::Queryable;
+use crate::runner::Stopped;
 
 /// Ticks every `period` of tokio's clock. A tick missed while the loop was busy is taken
 /// late, never in a burst, so a stalled node does not fire many timeouts at once.
@@ -35,24 +32,3 @@ impl Ticker for TokioTicker {
 
 /// The spawned loop; it resolves to the stopped node.
 pub type NodeTask<R, S, T, M> = tokio::task::JoinHandle<Stopped<R, S, T, M>>;
-
-/// Spawn the node loop around `core` on the current tokio runtime, ticking every
-/// `tick_period`. The task ends with the stopped core when the node shuts down or fails.
-pub fn spawn<R, S, T, M>(
-    core: NodeCore<R, S, T, M>,
-    tick_period: Duration,
-) -> (NodeTask<R, S, T, M>, NodeHandles<M>)
-where
-    R: Replica + Send + 'static,
-    R::Message: Send,
-    S: Storage + Send + 'static,
-    T: Transport + Send + 'static,
-    M: Queryable + Send + 'static,
-    M::Query: Send,
-    M::Answer: Send,
-    M::Response: Send,
-{
-    let (runner, handles) = NodeRunner::new(core);
-    let task = tokio::spawn(async move { runner.run(TokioTicker::new(tick_period)).await });
-    (task, handles)
-}

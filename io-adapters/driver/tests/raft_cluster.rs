@@ -151,10 +151,10 @@ fn clients_commit_through_a_threaded_raft_cluster() {
                 inboxes: inboxes.clone(),
             };
             let node = spawn_thread(raft_core(id, FakeStorage::new(World::default()), transport));
-            inboxes
-                .lock()
-                .unwrap()
-                .insert(NodeId(id), node.handles.inbox.clone());
+            inboxes.lock().unwrap().insert(
+                NodeId(id),
+                node.handles.inbox.clone().expect("the loop's own queue"),
+            );
             node
         })
         .collect();
@@ -199,7 +199,7 @@ fn clients_commit_through_a_threaded_raft_cluster() {
     for n in &nodes {
         n.handles.shutdown.shutdown();
     }
-    let stopped: Vec<_> = nodes.into_iter().map(|n| n.join.join().unwrap()).collect();
+    let stopped: Vec<_> = nodes.into_iter().map(|n| n.join.join()).collect();
     let leader = &stopped[target];
     assert!(leader.error.is_none());
     assert_eq!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{World, kv_node, kv_put};
 use rsm_core::kv::KvResponse;
 use rsm_core::{Bytes, LogIndex};
-use rsm_driver::{ClientError, DriverConfig, spawn_tokio};
+use rsm_driver::{ClientError, DriverConfig, NodeRunner};
 
 fn run(test: impl std::future::Future<Output = ()>) {
     tokio::runtime::Builder::new_current_thread()
@@ -30,10 +30,8 @@ fn a_spawned_node_times_requests_out_by_ticks() {
         };
         // Node 1 of a cluster whose peers never answer: it commits nothing, so a proposal
         // can only end by timing out, which needs ticks from tokio's clock.
-        let (task, handles) = spawn_tokio(
-            kv_node(config, 1, &[1, 2, 3], &world),
-            Duration::from_millis(1),
-        );
+        let (runner, handles) = NodeRunner::new(kv_node(config, 1, &[1, 2, 3], &world));
+        let task = runner.spawn_tokio(Duration::from_millis(1));
         assert_eq!(
             handles.client.propose(kv_put(1, 1, "k", "v")).await,
             Err(ClientError::Timeout)
@@ -50,10 +48,8 @@ fn a_spawned_node_times_requests_out_by_ticks() {
 fn a_spawned_single_node_commits_concurrent_clients() {
     run(async {
         let world = World::default();
-        let (task, handles) = spawn_tokio(
-            kv_node(DriverConfig::default(), 1, &[1], &world),
-            Duration::from_millis(10),
-        );
+        let (runner, handles) = NodeRunner::new(kv_node(DriverConfig::default(), 1, &[1], &world));
+        let task = runner.spawn_tokio(Duration::from_millis(10));
         // Two clients, so that their sessions do not order the two commands.
         let other = handles.client.clone();
         let first = tokio::spawn(async move { other.propose(kv_put(1, 1, "k", "1")).await });

@@ -676,4 +676,14 @@ impl rsm_core::Storage for Wal {
     fn sync(&mut self) -> Result<(), WalError> {
         Wal::sync(self)
     }
+
+    fn stats(&self) -> rsm_core::StorageStats {
+        let stats = self.stats;
+        rsm_core::StorageStats {
+            syncs: stats.syncs,
+            fsyncs: stats.fsyncs,
+            entries_synced: stats.entries_synced,
+            bytes_written: stats.bytes,
+        }
+    }
 }

@@ -107,6 +107,15 @@ fn one_sync_commits_a_whole_group() {
     assert_eq!(stats.entries, 16);
     assert_eq!(stats.entries_synced, 16);
     assert_eq!(stats.records, 16);
+    // The same counters through the Storage trait, as a node driver publishes them.
+    let published = rsm_core::Storage::stats(&wal);
+    assert_eq!(
+        (published.syncs, published.entries_synced),
+        (stats.syncs, stats.entries_synced)
+    );
+    assert_eq!(published.fsyncs, stats.fsyncs);
+    assert_eq!(published.bytes_written, stats.bytes);
+    assert!(published.bytes_written > 0);
 }
 
 #[test]

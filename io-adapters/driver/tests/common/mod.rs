@@ -95,6 +95,10 @@ impl Storage for FakeStorage {
         self.synced = self.mem.durable.clone();
         Ok(())
     }
+
+    fn stats(&self) -> rsm_core::StorageStats {
+        self.mem.stats()
+    }
 }
 
 /// Records every send in the world log, with its sender.
@@ -488,27 +492,8 @@ impl rsm_driver::Queryable for Recorder {
 
 // ----- running futures without a runtime ------------------------------------------------
 
-/// Run `future` to completion on this thread, parking between wake-ups.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
-}
+#[allow(unused_imports)] // not every test runs futures
+pub use rsm_driver::block_on;
 
 /// Poll `future` once with a waker that does nothing.
 pub fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
@@ -555,7 +540,7 @@ pub fn kv_node(
 
 /// A node loop running on its own thread, ticking from a manual clock.
 pub struct ThreadNode<R: rsm_core::Replica, S: Storage, T: Transport, M: rsm_driver::Queryable> {
-    pub join: std::thread::JoinHandle<rsm_driver::Stopped<R, S, T, M>>,
+    pub join: rsm_driver::NodeThread<R, S, T, M>,
     pub handles: rsm_driver::NodeHandles<M>,
     pub time: rsm_driver::ManualClockHandle,
 }
@@ -574,7 +559,7 @@ where
 {
     let (runner, handles) = rsm_driver::NodeRunner::new(core);
     let (clock, time) = rsm_driver::ManualClock::new(4);
-    let join = std::thread::spawn(move || block_on(runner.run(clock)));
+    let join = runner.spawn_thread("node", clock).unwrap();
     ThreadNode {
         join,
         handles,
