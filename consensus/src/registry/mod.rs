@@ -136,6 +136,17 @@ fn switch(name: &str, value: &OptionValue) -> Result<bool, OptionError> {
     }
 }
 
+/// The options every protocol takes, each a count of ticks, so that a tool can set a
+/// node's timing without knowing its protocol (the KV server's `--election-ticks-min`,
+/// `--election-ticks-max` and `--heartbeat-ticks`): the shortest election (or view
+/// change) timeout, the bound below which timeouts are drawn, and the leader's heartbeat
+/// period.
+pub const TIMING_OPTIONS: [&str; 3] = [
+    "election_ticks_min",
+    "election_ticks_max",
+    "heartbeat_ticks",
+];
+
 /// The replica type of protocol `P`.
 pub type ReplicaOf<P> = <P as Protocol>::Replica;
 /// The configuration type of protocol `P`.
@@ -240,6 +251,32 @@ mod tests {
         assert_eq!(one.0, ["raft"]);
         let error = visit("zab", &mut one).unwrap_err();
         assert!(error.to_string().contains("raft"), "{error}");
+    }
+
+    /// Configures a three-node cluster with the KV server's default timing.
+    struct Timing(Vec<Result<(), OptionError>>);
+
+    impl Visitor for Timing {
+        fn visit<P: Protocol>(&mut self) {
+            let options: Vec<_> = TIMING_OPTIONS
+                .iter()
+                .zip([30, 60, 3])
+                .map(|(name, ticks)| (name.to_string(), OptionValue::Int(ticks)))
+                .collect();
+            let members = Membership::new([NodeId(1), NodeId(2), NodeId(3)]);
+            self.0
+                .push(P::config(NodeId(1), members, 7, &options).map(drop));
+        }
+    }
+
+    #[test]
+    fn every_protocol_takes_the_timing_options() {
+        let mut timing = Timing(Vec::new());
+        visit_all(&mut timing);
+        assert_eq!(timing.0.len(), NAMES.len());
+        for (name, result) in NAMES.iter().zip(timing.0) {
+            assert_eq!(result, Ok(()), "{name}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use clap_complete::Shell;
 use rsm_core::NodeId;
 
 use crate::data_dir::StartMode;
-use crate::server::{PeerTransport, Protocol, ServerConfig};
+use crate::server::{PeerTransport, ServerConfig, protocol_name};
 
 /// Resolve `HOST:PORT` (an IP address or a hostname) to the first address it names.
 pub fn resolve(s: &str) -> Result<SocketAddr, String> {
@@ -152,9 +152,9 @@ pub struct ServerArgs {
     /// leader is [default: only this server's]
     #[arg(long, env = "RSM_CLIENTS", value_name = "ID=HOST:PORT,...")]
     pub clients: Option<NodeAddrs>,
-    /// The consensus protocol
-    #[arg(long, env = "RSM_PROTOCOL", default_value = "raft")]
-    pub protocol: Protocol,
+    /// The consensus protocol: a name in the protocol registry (raft, ...)
+    #[arg(long, env = "RSM_PROTOCOL", default_value = "raft", value_parser = protocol_name)]
+    pub protocol: String,
     /// Peers of another cluster id are refused
     #[arg(long, env = "RSM_CLUSTER_ID", default_value_t = 1)]
     pub cluster_id: u64,
@@ -233,7 +233,7 @@ impl ServerArgs {
             config.clients = clients.0.clone();
         }
         config.clients.insert(id, client_listen);
-        config.protocol = self.protocol;
+        config.protocol = self.protocol.clone();
         config.cluster_id = self.cluster_id;
         config.transport = match self.transport.as_str() {
             "shm" => PeerTransport::Shm {
@@ -369,6 +369,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("--protocol"), "{error}");
+        assert!(error.contains("registered: raft"), "{error}");
         assert!("1=nope".parse::<NodeAddrs>().is_err());
         assert!("1=127.0.0.1:1,1=127.0.0.1:2".parse::<NodeAddrs>().is_err());
         assert!("0=127.0.0.1:1".parse::<NodeAddrs>().is_err());

@@ -25,18 +25,14 @@ pub mod data_dir;
 pub mod flags;
 pub mod history;
 pub mod logging;
-mod observe;
 pub mod server;
 mod session;
-mod storage;
 pub mod wire;
 pub mod workload;
 
 pub use client::{ClientConfig, KvClient, KvError};
 pub use cluster::{LocalCluster, ServerProgram};
-pub use observe::{Observed, ObservedConfig, StatusBoard};
 pub use session::KvSession;
-pub use storage::{DiskCounters, WalStorage};
 
 /// The first argument that makes the demo and the load generator act as a server, so
 /// they can start a cluster from their own executable whatever else was built.
@@ -60,7 +56,7 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> std::process::Exit
         Err(error) => return usage_error(&error),
     };
     let id = config.id;
-    let protocol = config.protocol;
+    let protocol = config.protocol.clone();
     match logging::filter(cli.server.log_level.as_deref()) {
         Ok(filter) => logging::install(id, filter),
         Err(error) => {

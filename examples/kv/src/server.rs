@@ -7,20 +7,20 @@
 //! through the driver's bounded queues.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rsm_consensus::{Raft, RaftConfig};
-use rsm_core::Transport;
+use rsm_consensus::registry::{
+    self, OptionValue, Protocol, TIMING_OPTIONS, UnknownProtocol, Visitor,
+};
 use rsm_core::kv::KvStore;
-use rsm_core::{Codec, Durable, Membership, NodeId, Replica};
-use rsm_driver::{DriverConfig, NodeCore, NodeError, NodeRunner, TokioTicker};
+use rsm_core::{Codec, Durable, Membership, NodeId, Transport};
+use rsm_driver::{
+    DriverConfig, IntervalTicker, NodeCore, NodeError, NodeHandles, NodeRunner, NodeStatus,
+};
 use rsm_rdma::{RdmaError, Shm, ShmConfig, ShmTransport};
 use rsm_tcp::{TcpConfig, TcpError, TcpTransport};
 use rsm_wal::{Wal, WalConfig, WalError};
@@ -28,45 +28,16 @@ use tokio::net::TcpListener;
 
 use crate::client_port::{Backend, ClientPort, ClientPortLimits, accept_clients};
 use crate::data_dir::{self, DataDirError, Identity, StartMode};
-use crate::observe::{Observed, ObservedConfig, StatusBoard};
-use crate::storage::{DiskCounters, WalStorage};
 use crate::wire::ServerStatus;
 
-/// The consensus protocol a server runs.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// Raft (rsm-consensus).
-    Raft,
-}
-
-/// A protocol name that this build cannot run.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
-    /// A protocol rsm knows but that this build does not include yet.
-    #[error("protocol `{0}` is not available in this build; use `raft`")]
-    Unavailable(String),
-    /// A name rsm does not know.
-    #[error("unknown protocol `{0}`; expected raft, paxos or vsr")]
-    Unknown(String),
-}
-
-impl FromStr for Protocol {
-    type Err = ProtocolError;
-
-    fn from_str(s: &str) -> Result<Self, ProtocolError> {
-        match s {
-            "raft" => Ok(Protocol::Raft),
-            "paxos" | "vsr" => Err(ProtocolError::Unavailable(s.to_string())),
-            _ => Err(ProtocolError::Unknown(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Protocol::Raft => f.write_str("raft"),
-        }
+/// Check that `name` is a registered protocol (`--protocol`'s parser); an unknown name is
+/// refused with the list of registered ones.
+pub fn protocol_name(name: &str) -> Result<String, UnknownProtocol> {
+    match registry::NAMES.contains(&name) {
+        true => Ok(name.to_string()),
+        false => Err(UnknownProtocol {
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -134,8 +105,8 @@ pub struct ServerConfig {
     /// Whether the data directory must hold this member's data (a restart) or be empty
     /// (bootstrapping a new cluster, joining one that added this node).
     pub start: StartMode,
-    /// The consensus protocol.
-    pub protocol: Protocol,
+    /// The consensus protocol: a name in the protocol registry (`rsm_consensus::registry`).
+    pub protocol: String,
     /// Peers of another cluster id are refused by the transport.
     pub cluster_id: u64,
     /// How servers reach each other.
@@ -181,7 +152,7 @@ impl ServerConfig {
             client_listen,
             data_dir,
             start: StartMode::Restart,
-            protocol: Protocol::Raft,
+            protocol: "raft".to_string(),
             cluster_id: 1,
             transport: PeerTransport::Tcp,
             tick: Duration::from_millis(10),
@@ -267,6 +238,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// No protocol of that name is registered.
+    #[error(transparent)]
+    Protocol(#[from] UnknownProtocol),
     /// The replica could not be configured.
     #[error("replica configuration: {0}")]
     Replica(String),
@@ -318,107 +292,19 @@ async fn serve(
     durable: Durable,
     ready: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
-    let (inbound_tx, inbound_rx) = async_channel::bounded(config.peer_inbound_queue_max);
-    let transport = match &config.transport {
-        PeerTransport::Tcp => {
-            let others = config
-                .peers
-                .iter()
-                .filter(|(id, _)| **id != config.id)
-                .map(|(id, addr)| (*id, *addr))
-                .collect();
-            let mut tcp = TcpConfig::new(config.id, config.cluster_id, config.listen, others);
-            tcp.frame_bytes_max = config.frame_bytes_max;
-            Peers::Tcp(TcpTransport::start(tcp, inbound_tx).await?)
-        }
-        PeerTransport::Shm { dir } => {
-            let socket = |id| shm_socket(dir, config.cluster_id, id);
-            let others = config
-                .peers
-                .keys()
-                .filter(|id| **id != config.id)
-                .map(|id| (*id, socket(*id)))
-                .collect();
-            let mut shm = ShmConfig::new(config.id, config.cluster_id, socket(config.id), others);
-            shm.frame_bytes_max = config.frame_bytes_max;
-            Peers::Shm(ShmTransport::start(Shm, shm, inbound_tx)?, config.listen)
-        }
-    };
-    let disk = Arc::new(DiskCounters::default());
-    let storage = WalStorage::new(wal, disk.clone());
-    let board = Arc::new(StatusBoard::default());
-    let membership = Membership::new(config.peers.keys().copied());
-    let seed = RandomState::new().hash_one(config.id);
-    match config.protocol {
-        Protocol::Raft => {
-            let mut raft = RaftConfig::new(config.id, membership, seed);
-            raft.election_ticks_min = config.election_ticks_min;
-            raft.election_ticks_max = config.election_ticks_max;
-            raft.heartbeat_ticks = config.heartbeat_ticks;
-            raft.validate()
-                .map_err(|e| ServerError::Replica(e.to_string()))?;
-            let replica = ObservedConfig {
-                inner: raft,
-                board: board.clone(),
-            };
-            let core = NodeCore::<Observed<Raft>, _, _, _>::recover(
-                config.driver,
-                replica,
-                durable,
-                storage,
-                transport,
-                KvStore::new(),
-            )?;
-            run_node(&config, core, inbound_rx, board, disk, ready).await
-        }
-    }
-}
-
-type KvCore<R> = NodeCore<R, WalStorage, Peers, KvStore>;
-
-async fn run_node<R>(
-    config: &ServerConfig,
-    core: KvCore<R>,
-    inbound: async_channel::Receiver<(NodeId, Bytes)>,
-    board: Arc<StatusBoard>,
-    disk: Arc<DiskCounters>,
-    ready: impl FnOnce(Bound),
-) -> Result<(), ServerError>
-where
-    R: Replica + Send + 'static,
-    R::Message: Send,
-{
-    let peer_addr = core.transport().local_addr();
-    let (runner, handles) = NodeRunner::new(core);
-    let (done_tx, done_rx) = async_channel::bounded(1);
-    let tick = config.tick;
-    std::thread::Builder::new()
-        .name(format!("node-{}", config.id.get()))
-        .spawn(move || {
-            let outcome = match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => {
-                    let stopped = rt.block_on(async { runner.run(TokioTicker::new(tick)).await });
-                    stopped.error.map(ServerError::Node)
-                }
-                Err(e) => Some(io_error("start the node loop's runtime")(e)),
-            };
-            let _ = done_tx.send_blocking(outcome);
-        })
-        .map_err(io_error("start the node thread"))?;
-
-    // Peer messages: from the transport's queue into the loop's, waiting for room so a
-    // busy loop slows its peers' links down instead of dropping.
-    let inbox = handles.inbox.clone().expect("the loop's own queue");
-    tokio::spawn(async move {
-        while let Ok((from, bytes)) = inbound.recv().await {
-            if !inbox.deliver(from, bytes).await {
-                break;
-            }
-        }
-    });
+    // The transport delivers peers' messages into the channel the node loop reads.
+    let (inbound_tx, inbound) = async_channel::bounded(config.peer_inbound_queue_max);
+    let transport = start_transport(&config, inbound_tx).await?;
+    let peer_addr = transport.local_addr();
+    let node = start_node(
+        &config,
+        NodeParts {
+            durable,
+            wal,
+            transport,
+            inbound,
+        },
+    )?;
 
     // tokio sets SO_REUSEADDR, so a restarted server rebinds while its previous
     // connections linger in TIME_WAIT.
@@ -436,20 +322,15 @@ where
     })?;
     let mut clients = config.clients.clone();
     clients.insert(config.id, client_addr);
-    let status = StatusSource {
-        id: config.id,
-        board,
-        disk,
-        clients: Arc::new(clients),
+    let view = node.handles.status.clone();
+    let backend = Backend {
+        client: node.handles.client.clone(),
+        status: move || server_status(&view.get(), &clients),
     };
     let port = ClientPort::new(
         config.client_port.clone(),
         Codec::new(config.frame_bytes_max),
     );
-    let backend = Backend {
-        client: handles.client.clone(),
-        status: move || status.read(),
-    };
     tokio::spawn(accept_clients(listener, port, backend));
     ready(Bound {
         peers: peer_addr,
@@ -459,44 +340,126 @@ where
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_error("install the SIGTERM handler"))?;
     tokio::select! {
-        outcome = done_rx.recv() => return match outcome {
-            Ok(Some(error)) => Err(error),
-            _ => Ok(()),
-        },
+        _ = node.handles.status.stopped() => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    handles.shutdown.shutdown();
-    match done_rx.recv().await {
-        Ok(Some(error)) => Err(error),
-        _ => Ok(()),
+    // The loop syncs what was written before it stops.
+    node.handles.shutdown.shutdown();
+    match tokio::task::spawn_blocking(node.join).await {
+        Ok(None) => Ok(()),
+        Ok(Some(error)) => Err(error.into()),
+        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
     }
 }
 
-#[derive(Clone, Debug)]
-struct StatusSource {
-    id: NodeId,
-    board: Arc<StatusBoard>,
-    disk: Arc<DiskCounters>,
-    clients: Arc<BTreeMap<NodeId, SocketAddr>>,
+async fn start_transport(
+    config: &ServerConfig,
+    inbound: async_channel::Sender<(NodeId, Bytes)>,
+) -> Result<Peers, ServerError> {
+    let others = config.peers.iter().filter(|(id, _)| **id != config.id);
+    Ok(match &config.transport {
+        PeerTransport::Tcp => {
+            let others = others.map(|(id, addr)| (*id, *addr)).collect();
+            let mut tcp = TcpConfig::new(config.id, config.cluster_id, config.listen, others);
+            tcp.frame_bytes_max = config.frame_bytes_max;
+            Peers::Tcp(TcpTransport::start(tcp, inbound).await?)
+        }
+        PeerTransport::Shm { dir } => {
+            let socket = |id| shm_socket(dir, config.cluster_id, id);
+            let others = others.map(|(id, _)| (*id, socket(*id))).collect();
+            let mut shm = ShmConfig::new(config.id, config.cluster_id, socket(config.id), others);
+            shm.frame_bytes_max = config.frame_bytes_max;
+            Peers::Shm(ShmTransport::start(Shm, shm, inbound)?, config.listen)
+        }
+    })
 }
 
-impl StatusSource {
-    fn read(&self) -> ServerStatus {
-        let (role, epoch, leader, applied) = self.board.read();
-        let (wal_syncs, wal_fsyncs, wal_entries_synced) = self.disk.read();
-        ServerStatus {
-            id: self.id,
-            role,
-            epoch,
-            leader,
-            commit: self.board.commit(),
-            applied,
-            wal_syncs,
-            wal_fsyncs,
-            wal_entries_synced,
-            clients: BTreeMap::clone(&self.clients),
-            client_port: Default::default(),
+/// What a node is built from, whatever its protocol.
+struct NodeParts {
+    durable: Durable,
+    wal: Wal,
+    transport: Peers,
+    inbound: async_channel::Receiver<(NodeId, Bytes)>,
+}
+
+/// A node running on its own thread.
+struct Node {
+    handles: NodeHandles<KvStore>,
+    /// Waits for the node's thread; the error it stopped with, if any.
+    join: Box<dyn FnOnce() -> Option<NodeError<WalError>> + Send>,
+}
+
+/// Start the node of the protocol `config.protocol` names in the registry.
+fn start_node(config: &ServerConfig, parts: NodeParts) -> Result<Node, ServerError> {
+    struct Start<'a> {
+        config: &'a ServerConfig,
+        parts: Option<NodeParts>,
+        node: Option<Result<Node, ServerError>>,
+    }
+    impl Visitor for Start<'_> {
+        fn visit<P: Protocol>(&mut self) {
+            if let Some(parts) = self.parts.take() {
+                self.node = Some(start::<P>(self.config, parts));
+            }
         }
+    }
+    fn start<P: Protocol>(config: &ServerConfig, parts: NodeParts) -> Result<Node, ServerError> {
+        let membership = Membership::new(config.peers.keys().copied());
+        let seed = RandomState::new().hash_one(config.id);
+        let ticks = [
+            config.election_ticks_min,
+            config.election_ticks_max,
+            config.heartbeat_ticks,
+        ];
+        let options = TIMING_OPTIONS
+            .map(String::from)
+            .into_iter()
+            .zip(ticks.map(OptionValue::Int));
+        let options: Vec<_> = options.collect();
+        let replica = P::config(config.id, membership, seed, &options)
+            .map_err(|e| ServerError::Replica(e.to_string()))?;
+        let core = NodeCore::<P::Replica, _, _, _>::recover(
+            config.driver,
+            replica,
+            parts.durable,
+            parts.wal,
+            parts.transport,
+            KvStore::new(),
+        )?;
+        let (runner, handles) = NodeRunner::with_inbound(core, parts.inbound);
+        let ticker = IntervalTicker::new(config.tick).map_err(io_error("start the tick timer"))?;
+        let node = runner
+            .spawn_thread(format!("node-{}", config.id.get()), ticker)
+            .map_err(io_error("start the node thread"))?;
+        Ok(Node {
+            handles,
+            join: Box::new(move || node.join().error),
+        })
+    }
+    let mut visit = Start {
+        config,
+        parts: Some(parts),
+        node: None,
+    };
+    registry::visit(&config.protocol, &mut visit)?;
+    visit.node.expect("a registered protocol was visited")
+}
+
+/// The answer to a client's status request, from what the node last published.
+fn server_status(node: &NodeStatus, clients: &BTreeMap<NodeId, SocketAddr>) -> ServerStatus {
+    let status = &node.status;
+    ServerStatus {
+        id: status.id,
+        role: status.role,
+        epoch: status.epoch,
+        leader: status.leader,
+        commit: status.commit,
+        applied: status.applied,
+        wal_syncs: node.storage.syncs,
+        wal_fsyncs: node.storage.fsyncs,
+        wal_entries_synced: node.storage.entries_synced,
+        clients: clients.clone(),
+        client_port: Default::default(),
     }
 }

@@ -83,6 +83,15 @@ fn usage_errors_name_the_flag_and_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--peers").and(predicate::str::contains("no-port")));
+    // The protocol is looked up in the registry, which names what it holds.
+    command(SERVER)
+        .args(["--id", "1", "--protocol", "zab"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--protocol")
+                .and(predicate::str::contains("registered: raft")),
+        );
     command(CLIENT)
         .args(["--servers", "1=127.0.0.1:1"])
         .assert()

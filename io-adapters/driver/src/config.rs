@@ -1,5 +1,7 @@
 //! The driver's limits. Every queue the driver owns is bounded by one of these fields.
 
+use std::time::Duration;
+
 /// Limits of one node loop.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -21,6 +23,9 @@ pub struct DriverConfig {
     /// Capacity of the runner's client request queue; a request into a full queue fails
     /// at once with a definite `Busy`.
     pub client_queue_max: usize,
+    /// A sync that takes at least this long is logged as a stall (a warning): every
+    /// client answer and every acknowledgement to peers waited for it.
+    pub sync_stall_warn: Duration,
 }
 
 impl Default for DriverConfig {
@@ -32,6 +37,7 @@ impl Default for DriverConfig {
             batch_inputs_max: 256,
             inbound_queue_max: 4096,
             client_queue_max: 1024,
+            sync_stall_warn: Duration::from_millis(500),
         }
     }
 }
@@ -46,6 +52,7 @@ impl DriverConfig {
             batch_inputs_max: self.batch_inputs_max.max(1),
             inbound_queue_max: self.inbound_queue_max.max(1),
             client_queue_max: self.client_queue_max.max(1),
+            sync_stall_warn: self.sync_stall_warn,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (messages encoded with the core codec) and to a group-commit policy.
 
 use std::fmt;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rsm_core::{
@@ -56,6 +57,17 @@ pub struct NodeCore<R: Replica, S: Storage, T: Transport, M: Queryable> {
     encode_failures: u64,
     sends: u64,
     published: StatusPublisher,
+    /// The role, leader and snapshot counts last logged, so that each change is logged
+    /// once.
+    logged: Logged,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Logged {
+    role: Role,
+    leader: Option<NodeId>,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
 }
 
 impl<R: Replica, S: Storage, T: Transport, M: Queryable> fmt::Debug for NodeCore<R, S, T, M> {
@@ -109,7 +121,9 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
             encode_failures: 0,
             sends: 0,
             published: StatusPublisher::new(),
+            logged: Logged::default(),
         };
+        core.logged = core.current_log_state();
         core.publish_status();
         core
     }
@@ -179,7 +193,7 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
     /// when nothing waits. On a sync error the node stops: the waiting sends are dropped,
     /// the replica hears nothing, and pending requests end with an indefinite `Shutdown`.
     pub fn sync(&mut self) -> Result<(), NodeError<S::Error>> {
-        let result = self.host.sync();
+        let result = self.sync_host();
         let result = self.after(result);
         self.publish_status();
         result
@@ -326,9 +340,10 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
             && self.host.needs_sync()
             && self.pending_batch() >= self.config.sync_batch_max
         {
-            result = self.host.sync();
+            result = self.sync_host();
         }
         self.flush_sends();
+        self.log_changes();
         if let Err(error) = &result
             && !matches!(error, NodeError::Stopped)
         {
@@ -336,6 +351,63 @@ impl<R: Replica, S: Storage, T: Transport, M: Queryable> NodeCore<R, S, T, M> {
             self.publish_status();
         }
         result
+    }
+
+    /// The host's sync, timed: a slow disk stalls the whole node, so it is worth a warning.
+    fn sync_host(&mut self) -> Result<(), NodeError<S::Error>> {
+        if !self.host.needs_sync() {
+            return self.host.sync();
+        }
+        let started = Instant::now();
+        let result = self.host.sync();
+        let took = started.elapsed();
+        if took >= self.config.sync_stall_warn {
+            tracing::warn!(
+                ?took,
+                "storage sync stalled the node: every answer and acknowledgement waited for it"
+            );
+        }
+        result
+    }
+
+    fn current_log_state(&self) -> Logged {
+        let (role, leader) = self.host.role();
+        let stats = self.host.stats();
+        Logged {
+            role,
+            leader,
+            snapshots_taken: stats.snapshots_taken,
+            snapshots_installed: stats.snapshots_installed,
+        }
+    }
+
+    /// One line per role change (an election started, won or lost, a leader followed)
+    /// and per snapshot taken or installed.
+    fn log_changes(&mut self) {
+        let now = self.current_log_state();
+        if now == self.logged {
+            return;
+        }
+        let before = std::mem::replace(&mut self.logged, now);
+        let through = self.host.applied_index().0;
+        if now.snapshots_taken != before.snapshots_taken {
+            tracing::info!(through, "took a snapshot");
+        }
+        if now.snapshots_installed != before.snapshots_installed {
+            tracing::info!(through, "installed a snapshot received from a peer");
+        }
+        if (now.role, now.leader) != (before.role, before.leader) {
+            let epoch = self.host.status().epoch.0;
+            let leader = now.leader.map(NodeId::get);
+            match now.role {
+                Role::PreCandidate | Role::Candidate => {
+                    tracing::info!(role = ?now.role, epoch, "starting an election");
+                }
+                Role::Leader => tracing::info!(epoch, "became leader"),
+                Role::Removed => tracing::warn!(epoch, "removed from the cluster"),
+                _ => tracing::info!(role = ?now.role, epoch, ?leader, "role changed"),
+            }
+        }
     }
 
     /// Writes not yet durable plus sends held behind them.
