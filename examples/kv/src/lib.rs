@@ -1,7 +1,8 @@
 //! rsm-kv: a replicated key-value service built from rsm's parts, and the tools to try it.
 //!
-//! A server ([`server::run`]) is one Raft replica with its write-ahead log (rsm-wal), its
-//! TCP transport to peers (rsm-tcp) and the node loop (rsm-driver), serving a small framed
+//! A server ([`server::run`]) is one replica of any protocol in the registry (Raft,
+//! Multi-Paxos) with its write-ahead log (rsm-wal), its TCP transport to peers (rsm-tcp)
+//! and the node loop (rsm-driver), serving a small framed
 //! request/response protocol ([`wire`]) on a client port. The client library ([`KvClient`])
 //! gives exactly-once commands (a session id and a sequence number per command, retried
 //! under the same number) and linearizable reads, following leader hints. Around them:

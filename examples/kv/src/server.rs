@@ -1,10 +1,11 @@
-//! One replicated KV server: a consensus replica with its write-ahead log and peer transport
-//! (TCP, or shared-memory rings between servers on one machine),
-//! the node loop on a thread of its own, and a client port.
+//! One replicated KV server: a replica of the protocol `--protocol` names in the registry,
+//! with its write-ahead log and peer transport (TCP, or shared-memory rings between servers
+//! on one machine), the node loop on a thread of its own, and a client port.
 //!
 //! Threads: the node loop runs on a dedicated thread (its fsyncs block only it); peer
 //! links and client connections run on a small multi-threaded tokio runtime. The two meet
-//! through the driver's bounded queues.
+//! through the driver's bounded queues: the transport delivers into the channel the loop
+//! reads, clients submit through its `Client`, and status requests read its `StatusView`.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};

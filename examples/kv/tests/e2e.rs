@@ -1,4 +1,5 @@
-//! End to end, over TCP and over shared-memory rings: three `rsm-kv-server` processes serve a client workload while
+//! End to end, over TCP and over shared-memory rings, under Raft and under Multi-Paxos: three
+//! `rsm-kv-server` processes serve a client workload while
 //! the leader is killed with SIGKILL and restarted, and a follower is paused with SIGSTOP
 //! and resumed. The recorded history, closed by a final read of every key, must be
 //! linearizable (so no acknowledged write was lost), and every server must catch up.
@@ -40,6 +41,13 @@ fn the_same_holds_over_shared_memory_rings() {
         "--shm-dir".into(),
         dir,
     ]);
+}
+
+/// The same scenario under Multi-Paxos: the server finds it in the protocol registry and
+/// runs it with no code of its own.
+#[test]
+fn the_same_holds_under_multi_paxos() {
+    run_e2e(vec!["--protocol".into(), "paxos".into()]);
 }
 
 fn run_e2e(extra_args: Vec<String>) {
