@@ -22,7 +22,8 @@ use clap_complete::Shell;
 use rsm_core::NodeId;
 
 use crate::data_dir::StartMode;
-use crate::server::{PeerTransport, ServerConfig, protocol_name};
+use crate::server::{PeerTransport, ServerConfig, protocol_name, protocol_option};
+use rsm_consensus::registry::OptionValue;
 
 /// Resolve `HOST:PORT` (an IP address or a hostname) to the first address it names.
 pub fn resolve(s: &str) -> Result<SocketAddr, String> {
@@ -177,6 +178,10 @@ pub struct ServerArgs {
     /// A leader's heartbeat period, in ticks
     #[arg(long, default_value_t = 3)]
     pub heartbeat_ticks: u64,
+    /// A protocol option, repeatable: any option of the protocol's registry entry, such
+    /// as pre_vote=false or batch_entries_max=64 for Raft
+    #[arg(long = "option", value_name = "NAME=VALUE", value_parser = protocol_option)]
+    pub options: Vec<(String, OptionValue)>,
     /// Start a new cluster of the members in --peers on an empty --data-dir (the first
     /// start of every member). Without --bootstrap or --join the directory must hold this
     /// node's data
@@ -245,6 +250,7 @@ impl ServerArgs {
         config.election_ticks_min = self.election_ticks_min;
         config.election_ticks_max = self.election_ticks_max;
         config.heartbeat_ticks = self.heartbeat_ticks;
+        config.options = self.options.clone();
         let port = &mut config.client_port;
         port.connections_max = self.client_connections_max.unwrap_or(port.connections_max);
         port.buffered_bytes_max = self
@@ -334,6 +340,26 @@ mod tests {
         assert!(config.client_port.check(config.frame_bytes_max).is_ok());
         let error = config.client_port.check(1 << 20).unwrap_err();
         assert!(error.contains("--client-buffered-bytes-max"), "{error}");
+    }
+
+    #[test]
+    fn protocol_options_are_passed_on_by_name() {
+        let base = "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d";
+        let cli = parse(&format!(
+            "{base} --option pre_vote=false --option batch_entries_max=64"
+        ))
+        .unwrap();
+        assert_eq!(
+            cli.server.config().unwrap().options,
+            [
+                ("pre_vote".to_string(), OptionValue::Bool(false)),
+                ("batch_entries_max".to_string(), OptionValue::Int(64)),
+            ]
+        );
+        for bad in ["pre_vote", "batch_entries_max=-1"] {
+            let error = parse(&format!("{base} --option {bad}")).unwrap_err();
+            assert!(error.to_string().contains("--option"), "{error}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsm_consensus::registry::{
-    self, OptionValue, Protocol, TIMING_OPTIONS, UnknownProtocol, Visitor,
+    self, OptionError, OptionValue, Protocol, TIMING_OPTIONS, UnknownProtocol, Visitor,
 };
 use rsm_core::kv::KvStore;
 use rsm_core::{Codec, Durable, Membership, NodeId, Transport};
@@ -40,6 +40,19 @@ pub fn protocol_name(name: &str) -> Result<String, UnknownProtocol> {
             name: name.to_string(),
         }),
     }
+}
+
+/// Parse `NAME=VALUE` (`--option`'s parser): a protocol option by name, with a count or
+/// `true` / `false`. Whether the protocol has it is checked when the replica is configured.
+pub fn protocol_option(s: &str) -> Result<(String, OptionValue), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let value = value
+        .trim()
+        .parse()
+        .map_err(|e: OptionError| e.to_string())?;
+    Ok((name.trim().to_string(), value))
 }
 
 /// How servers reach each other.
@@ -120,6 +133,9 @@ pub struct ServerConfig {
     pub election_ticks_max: u64,
     /// A leader's heartbeat period, in ticks.
     pub heartbeat_ticks: u64,
+    /// Options of the protocol's registry entry by name, applied after the timing ones;
+    /// one the protocol does not have stops the start, naming it.
+    pub options: Vec<(String, OptionValue)>,
     /// The node loop's limits (request queue, pending requests, batch sizes).
     pub driver: DriverConfig,
     /// Messages from peers waiting between the transport and the node loop.
@@ -160,6 +176,7 @@ impl ServerConfig {
             election_ticks_min: 30,
             election_ticks_max: 60,
             heartbeat_ticks: 3,
+            options: Vec::new(),
             driver: DriverConfig {
                 // 10 s at the default tick: a request outlives any election.
                 request_timeout_ticks: 1000,
@@ -417,7 +434,7 @@ fn start_node(config: &ServerConfig, parts: NodeParts) -> Result<Node, ServerErr
             .map(String::from)
             .into_iter()
             .zip(ticks.map(OptionValue::Int));
-        let options: Vec<_> = options.collect();
+        let options: Vec<_> = options.chain(config.options.iter().cloned()).collect();
         let replica = P::config(config.id, membership, seed, &options)
             .map_err(|e| ServerError::Replica(e.to_string()))?;
         let core = NodeCore::<P::Replica, _, _, _>::recover(

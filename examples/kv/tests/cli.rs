@@ -197,6 +197,24 @@ fn the_server_resolves_hostnames_and_reads_its_environment() {
     );
 }
 
+#[test]
+fn a_protocol_option_the_protocol_lacks_stops_the_start_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    command(SERVER)
+        .args(["--id", "1", "--peers", "1=127.0.0.1:0", "--bootstrap"])
+        .args([
+            "--client-listen",
+            "127.0.0.1:0",
+            "--option",
+            "gossip_ticks=5",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gossip_ticks"));
+}
+
 /// Start three servers and wait for a leader; the id and client address of a follower.
 fn cluster() -> (LocalCluster, NodeId, String) {
     let program = ServerProgram {
