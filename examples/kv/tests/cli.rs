@@ -127,6 +127,23 @@ fn usage_errors_name_the_flag_and_exit_2() {
 }
 
 #[test]
+fn the_demo_draws_no_progress_frames_when_piped() {
+    // Whether the leader is killed before so short a workload ends decides the exit
+    // status; what is checked here is the output either way.
+    let run = command(DEMO)
+        .args(["--ops", "300", "--clients", "2", "--restart-after", "100ms"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.code().is_some(), "the demo finished: {out}");
+    assert!(!out.contains('\r') && !out.contains('\x1b'), "{out:?}");
+    assert_eq!(out.matches("/300 ops ").count(), 1, "one final line: {out}");
+    assert!(out.contains("300/300 ops "), "{out}");
+    assert!(out.contains("linearizability"), "{out}");
+}
+
+#[test]
 fn completions_are_printed_on_request() {
     for program in BINARIES {
         command(program)

@@ -11,95 +11,122 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{CommandFactory, Parser, ValueEnum};
+use clap_complete::Shell;
 use rsm_check::Verdict;
+use rsm_examples::progress::ProgressLine;
 use rsm_examples::registry::{self, Protocol};
 use rsm_sim::{self as sim, LivenessHeal, Report, RunResult, SimOptions};
 
 /// Failure reports printed in full; later violating seeds are listed in the summary only.
 const FAILURES_PRINTED_MAX: usize = 3;
 
-struct Args {
-    protocol: &'static Protocol,
-    seeds: std::ops::Range<u64>,
+/// Run the deterministic simulator over a range of seeds and print a report.
+///
+/// Each seed fixes the cluster size, the fault mix and every random choice; invariants
+/// are checked on every step and the client history is checked for linearizability at the
+/// end. The exit status is 1 if any seed violated something, 2 on a usage error.
+#[derive(Parser, Debug)]
+#[command(name = "rsm-sim", version)]
+struct Cli {
+    /// The protocol to run
+    #[arg(long, env = "RSM_PROTOCOL", required = true, value_parser = protocol_parser())]
+    protocol: Option<&'static Protocol>,
+    /// The seeds to run, A inclusive to B exclusive
+    #[arg(long, value_name = "A..B", default_value = "0..100", value_parser = seed_range)]
+    seeds: Range<u64>,
+    /// Run this one seed (and print its digest) instead of --seeds
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Write the trace of a violating seed (of the seed, with --seed) as JSON lines and an
+    /// HTML timeline into this directory
+    #[arg(long, value_name = "DIR")]
     trace_dir: Option<PathBuf>,
-    opts: SimOptions,
+    /// What the liveness phase repairs: every fault, or only enough for a quorum
+    #[arg(long, value_enum, default_value_t = Heal::All)]
+    liveness_heal: Heal,
+    /// Length of the fault phase, in ticks
+    #[arg(long, value_name = "TICKS", default_value_t = SimOptions::default().fault_ticks)]
+    fault_ticks: u64,
+    /// Ticks allowed after the faults stop for every operation to complete and every
+    /// replica to converge
+    #[arg(long, value_name = "TICKS", default_value_t = SimOptions::default().liveness_ticks_max)]
+    liveness_ticks: u64,
+    /// Operations each client starts during the fault phase, at most
+    #[arg(long, value_name = "N", default_value_t = SimOptions::default().ops_per_client)]
+    ops_per_client: u32,
+    /// Pass a seed whose linearizability check is inconclusive (a search budget ran out)
+    #[arg(long)]
+    allow_inconclusive: bool,
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh) and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
 }
 
-fn usage() -> String {
-    let mut s = String::from(
-        "usage: rsm-sim --protocol NAME (--seeds A..B | --seed N) [--trace-dir DIR]\n\
-         \x20             [--liveness-heal all|quorum] [--fault-ticks T] [--liveness-ticks T]\n\
-         \x20             [--ops-per-client N] [--allow-inconclusive]\n\nprotocols:\n",
-    );
-    for p in registry::protocols() {
-        s.push_str(&format!("  {:<22} {}\n", p.name, p.about));
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Heal {
+    /// Heal every fault
+    All,
+    /// Heal a quorum; faults outside it go on
+    Quorum,
+}
+
+/// `--protocol`: one of the registered names, each listed with its one-line description.
+fn protocol_parser() -> impl TypedValueParser<Value = &'static Protocol> {
+    let names = registry::protocols()
+        .iter()
+        .map(|p| PossibleValue::new(p.name).help(p.about));
+    PossibleValuesParser::new(names)
+        .try_map(|name| registry::find(&name).ok_or(format!("no protocol `{name}`")))
+}
+
+/// `A..B`: the seeds from A up to, not including, B.
+fn seed_range(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}` is not a range like 0..1000"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("`{v}` in `{s}`: {e}"))
+    };
+    let (a, b) = (number(a)?, number(b)?);
+    if a >= b {
+        return Err(format!("`{s}` is empty: the end is not above the start"));
     }
-    s
+    Ok(a..b)
 }
 
-fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
-}
-
-fn parse() -> Result<Args, String> {
-    let mut protocol = None;
-    let mut seeds = 0..100;
-    let mut trace_dir = None;
-    let mut opts = SimOptions::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--protocol" => {
-                let name = it.next().ok_or("--protocol needs a value")?;
-                protocol =
-                    Some(registry::find(&name).ok_or_else(|| format!("unknown protocol {name}"))?);
-            }
-            "--seeds" => {
-                let v = it.next().ok_or("--seeds needs A..B")?;
-                let (a, b) = v.split_once("..").ok_or("--seeds needs A..B")?;
-                let a = parse_u64("--seeds", Some(a.into()))?;
-                let b = parse_u64("--seeds", Some(b.into()))?;
-                seeds = a..b;
-            }
-            "--seed" => {
-                let s = parse_u64("--seed", it.next())?;
-                seeds = s..s.saturating_add(1);
-            }
-            "--trace-dir" => {
-                trace_dir = Some(PathBuf::from(it.next().ok_or("--trace-dir needs a value")?))
-            }
-            "--liveness-heal" => {
-                opts.liveness_heal = match it.next().as_deref() {
-                    Some("all") => LivenessHeal::All,
-                    Some("quorum") => LivenessHeal::Quorum,
-                    _ => return Err("--liveness-heal needs all or quorum".into()),
-                };
-            }
-            "--fault-ticks" => opts.fault_ticks = parse_u64(&flag, it.next())?,
-            "--liveness-ticks" => opts.liveness_ticks_max = parse_u64(&flag, it.next())?,
-            "--ops-per-client" => {
-                opts.ops_per_client = u32::try_from(parse_u64(&flag, it.next())?)
-                    .map_err(|_| "--ops-per-client too large")?;
-            }
-            "--allow-inconclusive" => {
-                opts.history_check = Some(sim::linearizable_or_inconclusive);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
+impl Cli {
+    fn seeds(&self) -> Range<u64> {
+        match self.seed {
+            Some(seed) => seed..seed.saturating_add(1),
+            None => self.seeds.clone(),
         }
     }
-    let protocol = protocol.ok_or("--protocol is required")?;
-    Ok(Args {
-        protocol,
-        seeds,
-        trace_dir,
-        opts,
-    })
+
+    fn options(&self) -> SimOptions {
+        let mut opts = SimOptions {
+            fault_ticks: self.fault_ticks,
+            liveness_ticks_max: self.liveness_ticks,
+            liveness_heal: match self.liveness_heal {
+                Heal::All => LivenessHeal::All,
+                Heal::Quorum => LivenessHeal::Quorum,
+            },
+            ops_per_client: self.ops_per_client,
+            ..SimOptions::default()
+        };
+        if self.allow_inconclusive {
+            opts.history_check = Some(sim::linearizable_or_inconclusive);
+        }
+        opts
+    }
 }
 
 fn write_trace(dir: &Path, protocol: &str, run: &RunResult) -> std::io::Result<(PathBuf, PathBuf)> {
@@ -133,39 +160,56 @@ fn write_trace(dir: &Path, protocol: &str, run: &RunResult) -> std::io::Result<(
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-            }
-            eprint!("{}", usage());
-            return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
         }
     };
-    let name = args.protocol.name;
-    let single = args.seeds.end - args.seeds.start == 1;
+    if let Some(shell) = cli.completions {
+        let mut command = Cli::command();
+        clap_complete::generate(shell, &mut command, "rsm-sim", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    // clap requires --protocol and accepts only registered names.
+    let Some(protocol) = cli.protocol else {
+        return ExitCode::from(2);
+    };
+    let name = protocol.name;
+    let seeds = cli.seeds();
+    let single = cli.seed.is_some();
+    let args_opts = cli.options();
     println!(
         "rsm-sim: protocol {name}, seeds {}..{}",
-        args.seeds.start, args.seeds.end
+        seeds.start, seeds.end
     );
     let mut report = Report::new();
     let mut failing = Vec::new();
     let started = Instant::now();
-    let mut opts = args.opts.clone();
-    opts.keep_trace = single && args.trace_dir.is_some();
-    for seed in args.seeds.clone() {
-        let run = (args.protocol.run)(seed, &opts);
+    let mut opts = args_opts.clone();
+    opts.keep_trace = single && cli.trace_dir.is_some();
+    let progress = (!single).then(|| ProgressLine::new(seeds.end - seeds.start, "seeds"));
+    for seed in seeds.clone() {
+        let run = (protocol.run)(seed, &opts);
         report.add(seed, &run.stats, run.violation.as_ref());
         if run.violation.is_some() {
             if failing.len() < FAILURES_PRINTED_MAX {
-                print!("\n{}", run.failure_report(name));
+                let text = format!("\n{}", run.failure_report(name));
+                match &progress {
+                    Some(progress) => progress.print(&text),
+                    None => print!("{text}"),
+                }
             }
             failing.push(seed);
         }
+        if let Some(progress) = &progress {
+            let violating = failing.len();
+            progress.update(seed - seeds.start + 1, format!("{violating} violating"));
+        }
         if single {
             println!("seed {seed}: digest {}", run.digest);
-            if let Some(dir) = &args.trace_dir {
+            if let Some(dir) = &cli.trace_dir {
                 match write_trace(dir, name, &run) {
                     Ok((j, h)) => println!("trace: {} and {}", j.display(), h.display()),
                     Err(e) => eprintln!("error: writing the trace: {e}"),
@@ -173,15 +217,23 @@ fn main() -> ExitCode {
             }
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    println!("\n{}", report.render(elapsed));
-    if let (Some(&first), Some(dir)) = (failing.first(), &args.trace_dir)
+    let elapsed = started.elapsed();
+    if let Some(progress) = &progress {
+        progress.finish(&format!(
+            "ran {} seeds in {:.2} s: {} violating",
+            seeds.end - seeds.start,
+            elapsed.as_secs_f64(),
+            failing.len()
+        ));
+    }
+    println!("\n{}", report.render(elapsed.as_secs_f64()));
+    if let (Some(&first), Some(dir)) = (failing.first(), &cli.trace_dir)
         && !single
     {
         // Re-run the first failing seed with the full trace kept.
-        let mut opts = args.opts.clone();
+        let mut opts = args_opts.clone();
         opts.keep_trace = true;
-        let run = (args.protocol.run)(first, &opts);
+        let run = (protocol.run)(first, &opts);
         match write_trace(dir, name, &run) {
             Ok((j, h)) => println!("trace of seed {first}: {} and {}", j.display(), h.display()),
             Err(e) => eprintln!("error: writing the trace: {e}"),

@@ -1,7 +1,6 @@
 //! `rsm-kv-demo`: a 3-node cluster on loopback, a client workload, the leader killed
 //! half-way and restarted, and a report ending with the linearizability verdict.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use rsm_check::{Verdict, check};
 use rsm_core::NodeId;
+use rsm_examples::progress::ProgressLine;
 use rsm_kv::flags::{self, CompletionsArg, fraction};
 use rsm_kv::history::Recorder;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
@@ -98,8 +98,9 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let mut killed_after_ops = 0;
     let mut restarted: Option<u64> = None;
     let mut note = String::new();
+    let line = ProgressLine::new(options.ops, "ops");
     while !run.is_finished() {
-        draw(&progress, options.ops, &recorder, &note, false);
+        line.update(progress.done(), summary(&progress, &recorder, &note));
         if killed.is_none() && progress.done() >= kill_at {
             let leader = cluster
                 .wait_for_leader(Duration::from_secs(5))
@@ -121,7 +122,12 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         sleep(Duration::from_millis(100)).await;
     }
     let report = run.await?;
-    draw(&progress, options.ops, &recorder, &note, true);
+    line.finish(&format!(
+        "{}/{} ops {}",
+        progress.done().min(options.ops),
+        options.ops,
+        summary(&progress, &recorder, &note)
+    ));
     if let Some((victim, _)) = killed
         && restarted.is_none()
     {
@@ -218,40 +224,14 @@ async fn catch_up(
     None
 }
 
-/// Redraw the progress line on a terminal, cut to its width so that it never wraps; when
-/// stdout is not a terminal, print only the `last` line, plainly.
-fn draw(progress: &Progress, total: u64, recorder: &Recorder, note: &str, last: bool) {
-    const BAR_CHARS: u64 = 20;
-    let terminal = std::io::stdout().is_terminal();
-    if !terminal && !last {
-        return;
-    }
-    let done = progress.done().min(total);
-    let filled = (done * BAR_CHARS).checked_div(total).unwrap_or(BAR_CHARS) as usize;
+/// Throughput and error counts, e.g. `5400 ops/s, 0 failed, 3 unknown  leader n1 killed`.
+fn summary(progress: &Progress, recorder: &Recorder, note: &str) -> String {
     let (failed, unknown) = progress.errors();
     let seconds = recorder.now() as f64 / 1e9;
-    let line = format!(
-        "[{}{}] {done}/{total} ops {:.0} ops/s, {failed} failed, {unknown} unknown{note}",
-        "#".repeat(filled),
-        "-".repeat(BAR_CHARS as usize - filled),
-        done as f64 / seconds.max(1e-9),
-    );
-    if !terminal {
-        println!("{line}");
-        return;
-    }
-    // The terminal's width as the shell exports it; 80 columns when it does not.
-    let columns = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(80);
-    let shown: String = line.chars().take(columns.saturating_sub(1)).collect();
-    // Return to the line's start and clear what the previous frame left.
-    print!("\r{shown}\x1b[K");
-    if last {
-        println!();
-    }
-    let _ = std::io::stdout().flush();
+    format!(
+        "{:.0} ops/s, {failed} failed, {unknown} unknown{note}",
+        progress.done() as f64 / seconds.max(1e-9),
+    )
 }
 
 fn percentiles(p: &Percentiles) -> String {
