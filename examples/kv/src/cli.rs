@@ -156,6 +156,7 @@ pub struct ClusterStatus {
 /// Ask every server the client knows (and those the servers know) for its status.
 pub async fn cluster_status(client: &mut KvClient) -> ClusterStatus {
     let mut status = ClusterStatus::default();
+    client.identify_servers().await;
     let mut asked = Vec::new();
     loop {
         let next = client

@@ -31,6 +31,9 @@ use crate::wire::{
 pub struct ClientConfig {
     /// Every server's client address, by node id (leader hints name node ids).
     pub servers: BTreeMap<NodeId, SocketAddr>,
+    /// Servers known only by their client address: before its first request the client
+    /// asks each for its status, which names its node id (and the other servers).
+    pub addresses: Vec<SocketAddr>,
     /// The longest one request to one server may take before the client gives up on that
     /// server (its outcome is then unknown) and tries another.
     pub attempt_timeout: Duration,
@@ -47,6 +50,7 @@ impl ClientConfig {
     pub fn new(servers: BTreeMap<NodeId, SocketAddr>) -> Self {
         Self {
             servers,
+            addresses: Vec::new(),
             attempt_timeout: Duration::from_secs(1),
             op_timeout: Duration::from_secs(10),
             retry_delay: Duration::from_millis(20),
@@ -266,8 +270,14 @@ impl KvClient {
         let deadline = Instant::now() + self.config.op_timeout;
         let mut unknown = false;
         loop {
+            let unidentified = self.identify_servers_by(deadline).await;
             let Some(node) = self.target() else {
-                return Err(KvError::Failed(AttemptError::NoServers));
+                let error = unidentified.unwrap_or(AttemptError::NoServers);
+                if Instant::now() >= deadline || self.config.addresses.is_empty() {
+                    return Err(KvError::Failed(error));
+                }
+                sleep(self.config.retry_delay).await;
+                continue;
             };
             let error = match self.attempt(node, request, deadline).await {
                 Ok(Response::Failed(remote)) => {
@@ -325,6 +335,50 @@ impl KvClient {
         }
     }
 
+    /// Ask each server known only by address ([`ClientConfig::addresses`]) for its status,
+    /// which names its node id, and add it (and the servers it knows) to the servers this
+    /// client knows, one attempt each. Those that do not answer stay to be asked again;
+    /// the last error.
+    pub async fn identify_servers(&mut self) -> Option<AttemptError> {
+        let deadline = Instant::now() + self.config.attempt_timeout;
+        self.identify_servers_by(deadline).await
+    }
+
+    async fn identify_servers_by(&mut self, deadline: Instant) -> Option<AttemptError> {
+        let mut last_error = None;
+        for addr in std::mem::take(&mut self.config.addresses) {
+            let deadline = deadline.min(Instant::now() + self.config.attempt_timeout);
+            let exchange = match self.open(addr, deadline).await {
+                Ok(mut connection) => self
+                    .exchange(&mut connection, &Request::Status, deadline)
+                    .await
+                    .map(|response| (response, connection)),
+                Err((error, _)) => Err(error),
+            };
+            match exchange {
+                Ok((Response::Status(status), connection)) => {
+                    self.config.servers.insert(status.id, addr);
+                    self.connections.insert(status.id, connection);
+                    self.learn(&status.clients);
+                }
+                Ok((Response::Failed(remote), _)) => {
+                    // Its connection is dropped here; it is asked again next time.
+                    last_error = Some(AttemptError::Remote(remote));
+                    self.config.addresses.push(addr);
+                }
+                Ok((other, _)) => {
+                    last_error = Some(unexpected(&other));
+                    self.config.addresses.push(addr);
+                }
+                Err(error) => {
+                    last_error = Some(error);
+                    self.config.addresses.push(addr);
+                }
+            }
+        }
+        last_error
+    }
+
     /// Add the client addresses `node` knows (from its status) to the servers this client
     /// knows, so that a hint naming a server it was not told about can be followed.
     async fn learn_servers(&mut self, node: NodeId, deadline: Instant) {
@@ -364,23 +418,46 @@ impl KvClient {
             return Err((AttemptError::NoServers, true));
         };
         let deadline = deadline.min(Instant::now() + self.config.attempt_timeout);
-        let connection = match self.connections.entry(node) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                let connect = tokio::time::timeout_at(deadline, TcpStream::connect(addr));
-                let stream = match connect.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(source)) => return Err((AttemptError::Connect { addr, source }, true)),
-                    Err(_) => return Err((AttemptError::TimedOut, true)),
-                };
-                let _ = stream.set_nodelay(true);
-                let (read, write) = stream.into_split();
-                entry.insert(Connection {
-                    read: BufReader::new(read),
-                    write,
-                })
-            }
+        let mut connection = match self.connections.remove(&node) {
+            Some(connection) => connection,
+            None => self.open(addr, deadline).await?,
         };
+        let outcome = self.exchange(&mut connection, request, deadline).await;
+        if let Ok(response) = &outcome
+            && reusable(response)
+        {
+            self.connections.insert(node, connection);
+        }
+        outcome.map_err(|error| (error, false))
+    }
+
+    /// Connect to `addr`; on error, the request was certainly not sent.
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        deadline: Instant,
+    ) -> Result<Connection, (AttemptError, bool)> {
+        let connect = tokio::time::timeout_at(deadline, TcpStream::connect(addr));
+        let stream = match connect.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err((AttemptError::Connect { addr, source }, true)),
+            Err(_) => return Err((AttemptError::TimedOut, true)),
+        };
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok(Connection {
+            read: BufReader::new(read),
+            write,
+        })
+    }
+
+    /// Send `request` on `connection` and read the answer, by `deadline`.
+    async fn exchange(
+        &mut self,
+        connection: &mut Connection,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, AttemptError> {
         let codec = self.codec;
         let buf = &mut self.buf;
         let mut charge = self.answers.charge();
@@ -389,26 +466,19 @@ impl KvClient {
             read_frame::<Response, _>(&mut connection.read, &codec, &mut charge).await
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = timeout(remaining, exchange).await;
-        match outcome {
-            Ok(Ok(response @ Response::Failed(RemoteError::Refused(_)))) => {
-                // The server closes a connection after refusing on it.
-                self.connections.remove(&node);
-                Ok(response)
-            }
+        match timeout(remaining, exchange).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => {
-                // The connection is unusable; a later attempt opens a new one.
-                self.connections.remove(&node);
-                Err((AttemptError::Connection(error), false))
-            }
-            Err(_) => {
-                // A late answer on this connection would be mistaken for the next one's.
-                self.connections.remove(&node);
-                Err((AttemptError::TimedOut, false))
-            }
+            Ok(Err(error)) => Err(AttemptError::Connection(error)),
+            Err(_) => Err(AttemptError::TimedOut),
         }
     }
+}
+
+/// Whether the connection that carried `response` can carry the next request: a failed
+/// exchange leaves it unusable (after a timeout, a late answer would be mistaken for the
+/// next one's), and a server closes a connection after refusing on it.
+fn reusable(response: &Response) -> bool {
+    !matches!(response, Response::Failed(RemoteError::Refused(_)))
 }
 
 /// Whether a refusal stands wherever and whenever the request is retried.

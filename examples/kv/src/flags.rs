@@ -21,6 +21,7 @@ use clap::{Args, CommandFactory, Parser};
 use clap_complete::Shell;
 use rsm_core::NodeId;
 
+use crate::client::ClientConfig;
 use crate::data_dir::StartMode;
 use crate::server::{PeerTransport, ServerConfig, protocol_name, protocol_option};
 use rsm_consensus::registry::OptionValue;
@@ -59,31 +60,83 @@ pub fn fraction(s: &str) -> Result<f64, String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeAddrs(pub BTreeMap<NodeId, SocketAddr>);
 
+/// One `ID=HOST:PORT` entry of a member list.
+fn member(part: &str) -> Result<(NodeId, SocketAddr), String> {
+    let (id, addr) = part
+        .split_once('=')
+        .ok_or_else(|| format!("`{part}` is not ID=HOST:PORT"))?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("node id `{id}`: {e}"))?;
+    if id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    Ok((NodeId(id), resolve(addr.trim())?))
+}
+
+/// The non-empty entries of a comma-separated list.
+fn entries(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
 impl FromStr for NodeAddrs {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
         let mut map = BTreeMap::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, addr) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not ID=HOST:PORT"))?;
-            let id: u64 = id
-                .trim()
-                .parse()
-                .map_err(|e| format!("node id `{id}`: {e}"))?;
-            if id == 0 {
-                return Err("node ids start at 1".into());
-            }
-            let addr = resolve(addr.trim())?;
-            if map.insert(NodeId(id), addr).is_some() {
-                return Err(format!("node {id} is listed twice"));
+        for part in entries(s) {
+            let (id, addr) = member(part)?;
+            if map.insert(id, addr).is_some() {
+                return Err(format!("node {} is listed twice", id.get()));
             }
         }
         if map.is_empty() {
             return Err("no nodes listed".into());
         }
         Ok(NodeAddrs(map))
+    }
+}
+
+/// The servers a client is told about: `ID=HOST:PORT` entries, or bare `HOST:PORT`
+/// entries whose node ids the client learns by asking them, in any mix
+/// (`1=node1:7201,node2:7202`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerAddrs {
+    /// The entries that name their node id.
+    pub named: BTreeMap<NodeId, SocketAddr>,
+    /// The bare addresses.
+    pub unnamed: Vec<SocketAddr>,
+}
+
+impl ServerAddrs {
+    /// A client configuration for these servers (with the default timeouts).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.named.clone());
+        config.addresses = self.unnamed.clone();
+        config
+    }
+}
+
+impl FromStr for ServerAddrs {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut servers = ServerAddrs::default();
+        for part in entries(s) {
+            if part.contains('=') {
+                let (id, addr) = member(part)?;
+                if servers.named.insert(id, addr).is_some() {
+                    return Err(format!("node {} is listed twice", id.get()));
+                }
+            } else {
+                servers.unnamed.push(resolve(part)?);
+            }
+        }
+        if servers.named.is_empty() && servers.unnamed.is_empty() {
+            return Err("no servers listed".into());
+        }
+        Ok(servers)
     }
 }
 
@@ -399,6 +452,33 @@ mod tests {
         assert!("1=nope".parse::<NodeAddrs>().is_err());
         assert!("1=127.0.0.1:1,1=127.0.0.1:2".parse::<NodeAddrs>().is_err());
         assert!("0=127.0.0.1:1".parse::<NodeAddrs>().is_err());
+        assert!(
+            "127.0.0.1:1".parse::<NodeAddrs>().is_err(),
+            "members need ids"
+        );
+    }
+
+    #[test]
+    fn servers_are_named_or_bare_addresses() {
+        let servers: ServerAddrs = "1=127.0.0.1:7201, localhost:7202,[::1]:7203"
+            .parse()
+            .unwrap();
+        assert_eq!(servers.named.len(), 1);
+        assert_eq!(servers.named[&NodeId(1)].port(), 7201);
+        let ports: Vec<u16> = servers.unnamed.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [7202, 7203]);
+        assert!(servers.unnamed[0].ip().is_loopback());
+        let config = servers.client_config();
+        assert_eq!(config.servers.len(), 1);
+        assert_eq!(config.addresses.len(), 2);
+        let error = "localhost".parse::<ServerAddrs>().unwrap_err();
+        assert!(error.contains("port is missing"), "{error}");
+        assert!(
+            "1=127.0.0.1:1,1=127.0.0.1:2"
+                .parse::<ServerAddrs>()
+                .is_err()
+        );
+        assert!(" , ".parse::<ServerAddrs>().is_err());
     }
 
     #[test]

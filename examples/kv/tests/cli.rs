@@ -232,7 +232,8 @@ fn a_protocol_option_the_protocol_lacks_stops_the_start_naming_it() {
         .stderr(predicate::str::contains("gossip_ticks"));
 }
 
-/// Start three servers and wait for a leader; the id and client address of a follower.
+/// Start three servers and wait for a leader; the id of a follower and its client
+/// address as `ID=localhost:PORT`.
 fn cluster() -> (LocalCluster, NodeId, String) {
     let program = ServerProgram {
         program: SERVER.into(),
@@ -259,6 +260,7 @@ fn cluster() -> (LocalCluster, NodeId, String) {
 #[test]
 fn the_client_follows_the_leader_from_one_follower_and_exits_as_documented() {
     let (cluster, _follower, servers) = cluster();
+    let bare = servers.split_once('=').unwrap().1.to_string();
     let kv = |args: &[&str]| {
         let mut c = command(CLIENT);
         c.env("RSM_SERVERS", &servers).args(args);
@@ -314,6 +316,22 @@ fn the_client_follows_the_leader_from_one_follower_and_exits_as_documented() {
     for server in servers {
         assert_eq!(server["reachable"], true, "{json}");
         assert!(server["commit"].as_u64().unwrap() >= 5, "{json}");
+    }
+
+    // A bare HOST:PORT works as well: the client asks the server for its id.
+    for servers in [bare.clone(), format!("127.0.0.1:1,{bare}")] {
+        command(CLIENT)
+            .args(["--servers", &servers, "get", "shape"])
+            .assert()
+            .success()
+            .stdout("round\n");
+        let status = command(CLIENT)
+            .env("RSM_SERVERS", &servers)
+            .args(["--output", "json", "status"])
+            .assert()
+            .success();
+        let json: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+        assert_eq!(json["servers"].as_array().unwrap().len(), 3, "{json}");
     }
     drop(cluster);
 }

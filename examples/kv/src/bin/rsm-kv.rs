@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use rsm_kv::cli::{self, Exit, Output};
-use rsm_kv::flags::{self, CompletionsArg, NodeAddrs};
-use rsm_kv::{ClientConfig, KvClient, usage_error};
+use rsm_kv::flags::{self, CompletionsArg, ServerAddrs};
+use rsm_kv::{KvClient, usage_error};
 
 /// The command-line client of the replicated key-value service.
 ///
@@ -18,18 +18,19 @@ use rsm_kv::{ClientConfig, KvClient, usage_error};
 #[command(
     name = "rsm-kv",
     version,
-    override_usage = "rsm-kv [OPTIONS] --servers <ID=HOST:PORT,...> <COMMAND>",
+    override_usage = "rsm-kv [OPTIONS] --servers <[ID=]HOST:PORT,...> <COMMAND>",
     after_help = cli::EXIT_CODES_HELP
 )]
 struct Cli {
-    /// The servers' client addresses (their --client-listen)
+    /// The servers' client addresses (their --client-listen), each with its node id or
+    /// bare; one server is enough, the client learns the others
     #[arg(
         long,
         env = "RSM_SERVERS",
         required = true,
-        value_name = "ID=HOST:PORT,..."
+        value_name = "[ID=]HOST:PORT,..."
     )]
-    servers: Option<NodeAddrs>,
+    servers: Option<ServerAddrs>,
     /// How long one command may take, retries included (e.g. 500ms, 10s)
     #[arg(long, env = "RSM_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
     timeout: Duration,
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
         );
         return usage_error(&error);
     };
-    let mut config = ClientConfig::new(servers.0);
+    let mut config = servers.client_config();
     config.op_timeout = cli.timeout;
     config.attempt_timeout = config.attempt_timeout.min(cli.timeout);
     let output = Output::new(cli.output == Format::Json);

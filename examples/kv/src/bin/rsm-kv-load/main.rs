@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rsm_check::check;
-use rsm_kv::flags::{self, CompletionsArg, NodeAddrs, fraction};
+use rsm_kv::flags::{self, CompletionsArg, ServerAddrs, fraction};
 use rsm_kv::history::{Recorder, encode_value};
 use rsm_kv::wire::ServerStatus;
 use rsm_kv::workload::{self, Percentiles, Progress, SampleOutcome, WorkloadConfig};
@@ -46,9 +46,10 @@ struct Options {
     /// Record the history and check it for linearizability
     #[arg(long)]
     check: bool,
-    /// Drive a running cluster (the servers' client addresses) instead of starting one
-    #[arg(long, env = "RSM_SERVERS", value_name = "ID=HOST:PORT,...")]
-    servers: Option<NodeAddrs>,
+    /// Drive a running cluster (the servers' client addresses, each with its node id or
+    /// bare) instead of starting one
+    #[arg(long, env = "RSM_SERVERS", value_name = "[ID=]HOST:PORT,...")]
+    servers: Option<ServerAddrs>,
     /// Where the started servers keep their data (without --servers) [default: a temporary
     /// directory]
     #[arg(long, env = "RSM_DATA_DIR", value_name = "DIR")]
@@ -73,8 +74,8 @@ fn main() -> ExitCode {
 async fn load_rsm(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
     // Kept alive (and killed on drop) for the whole run when we started it.
     let cluster;
-    let servers = match &options.servers {
-        Some(servers) => servers.0.clone(),
+    let client = match &options.servers {
+        Some(servers) => identified(servers.client_config()).await,
         None => {
             cluster =
                 LocalCluster::start(embedded_server()?, 3, options.data_dir.clone(), Vec::new())?;
@@ -82,10 +83,9 @@ async fn load_rsm(options: &Options) -> Result<bool, Box<dyn std::error::Error>>
                 .wait_for_leader(LEADER_WAIT)
                 .await
                 .ok_or("no leader was elected in 30 s")?;
-            cluster.client_addrs()
+            ClientConfig::new(cluster.client_addrs())
         }
     };
-    let client = ClientConfig::new(servers);
     let leader = find_leader(&client)
         .await
         .ok_or("no server says it leads")?;
@@ -154,6 +154,16 @@ async fn load_rsm(options: &Options) -> Result<bool, Box<dyn std::error::Error>>
         return Ok(verdict.is_linearizable());
     }
     Ok(true)
+}
+
+/// `config` with every server given by address only named by its node id (those that
+/// do not answer are left out), so that each can be asked for its status.
+async fn identified(mut config: ClientConfig) -> ClientConfig {
+    let mut client = KvClient::new(config.clone());
+    client.identify_servers().await;
+    config.servers = client.servers().clone();
+    config.addresses.clear();
+    config
 }
 
 /// The status of the server that says it leads, with the highest epoch.
