@@ -76,16 +76,27 @@ pub(crate) fn key_bytes(key: u64) -> Bytes {
     Bytes::copy_from_slice(&key.to_be_bytes())
 }
 
-/// Decode a value the clients wrote (every written value is a unique `u64`).
+/// The text a client writes for the unique value `v`: `c{client}.{seq}`, the client and
+/// the operation's sequence number (`c1.23`). Traces print values as this text too.
+pub(crate) fn value_text(v: u64) -> String {
+    format!("c{}.{}", v >> 32, v & u64::from(u32::MAX))
+}
+
+/// Decode a value the clients wrote (the text of [`value_text`]). Bytes no client wrote
+/// decode to `u64::MAX`, a value never written, so the checker reports the read.
 pub(crate) fn value_of(bytes: &Bytes) -> u64 {
-    let mut b = [0u8; 8];
-    let n = bytes.len().min(8);
-    b[8 - n..].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(b)
+    let parse = || {
+        let text = std::str::from_utf8(bytes).ok()?.strip_prefix('c')?;
+        let (client, seq) = text.split_once('.')?;
+        let client: u32 = client.parse().ok()?;
+        let seq: u32 = seq.parse().ok()?;
+        Some(u64::from(client) << 32 | u64::from(seq))
+    };
+    parse().unwrap_or(u64::MAX)
 }
 
 fn value_bytes(v: u64) -> Bytes {
-    Bytes::copy_from_slice(&v.to_be_bytes())
+    Bytes::from(value_text(v))
 }
 
 impl Client {
@@ -230,9 +241,20 @@ mod tests {
             if let Call::Write(Some(v)) | Call::Cas { new: Some(v), .. } = op.call {
                 assert!(seen.insert(v), "value {v} written twice");
                 assert_eq!(value_of(&value_bytes(v)), v);
+                assert_eq!(value_text(v), format!("c3.{}", v & 0xffff_ffff));
             }
             assert!(op.command.is_some(), "log reads are proposed too");
             c.op = None;
+        }
+    }
+
+    #[test]
+    fn values_are_the_text_a_client_wrote() {
+        let v = (1 << 32) | 23;
+        assert_eq!(value_bytes(v), Bytes::from_static(b"c1.23"));
+        assert_eq!(value_of(&Bytes::from_static(b"c1.23")), v);
+        for junk in [&b"c1"[..], b"x1.2", b"c1.x", b"", b"\xff"] {
+            assert_eq!(value_of(&Bytes::copy_from_slice(junk)), u64::MAX);
         }
     }
 

@@ -89,23 +89,26 @@ impl Report {
     }
 
     /// The report as text. `elapsed_secs` is the wall-clock time the caller measured
-    /// (the simulator itself never reads a clock).
+    /// (the simulator itself never reads a clock); without one (zero or less) the report
+    /// says so and leaves out the rates instead of printing zeros.
     pub fn render(&self, elapsed_secs: f64) -> String {
-        let per_sec = |n: u64| {
-            if elapsed_secs > 0.0 {
-                n as f64 / elapsed_secs
-            } else {
-                0.0
-            }
-        };
+        let measured = elapsed_secs > 0.0;
         let t = &self.totals;
         let mut s = String::new();
         let _ = writeln!(s, "seeds run:            {}", self.seeds);
-        let _ = writeln!(s, "wall time:            {elapsed_secs:.2} s");
-        let _ = writeln!(s, "seeds/s:              {:.1}", per_sec(self.seeds));
+        if measured {
+            let _ = writeln!(s, "wall time:            {elapsed_secs:.2} s");
+            let seeds_per_sec = self.seeds as f64 / elapsed_secs;
+            let _ = writeln!(s, "seeds/s:              {seeds_per_sec:.1}");
+        } else {
+            let _ = writeln!(s, "wall time:            not measured");
+        }
         let _ = writeln!(s, "simulated ticks:      {}", t.ticks);
         let _ = writeln!(s, "events:               {}", t.events);
-        let _ = writeln!(s, "events/s:             {:.0}", per_sec(t.events));
+        if measured {
+            let events_per_sec = t.events as f64 / elapsed_secs;
+            let _ = writeln!(s, "events/s:             {events_per_sec:.0}");
+        }
         let _ = writeln!(s, "faults injected:      {} total", t.faults.total());
         let _ = writeln!(s, "  by kind:            {}", t.faults);
         let _ = writeln!(s, "elections:            {}", t.elections);
@@ -174,5 +177,15 @@ mod tests {
         let text = r.render(2.0);
         assert!(text.contains("seeds/s:              1.5"), "{text}");
         assert!(text.contains("seed 2: log-matching: x"), "{text}");
+        let unmeasured = r.render(0.0);
+        assert!(unmeasured.contains("wall time:            not measured"));
+        assert!(
+            !unmeasured.contains("/s:"),
+            "no rates without a time: {unmeasured}"
+        );
+        assert!(
+            unmeasured.contains("seed 2: log-matching: x"),
+            "{unmeasured}"
+        );
     }
 }

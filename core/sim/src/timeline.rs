@@ -30,23 +30,30 @@ pub fn write_html(title: &str, trace: &[String], out: &mut impl Write) -> io::Re
 }
 
 const HEADER: &str = r##"<div id="violation"></div>
-<label>from t=<input id="from" type="number" min="0"></label>
-<label>to t=<input id="to" type="number" min="0"></label>
-<label>px per unit <input id="scale" type="number" min="0.05" step="0.05" value="1"></label>
+<label>from t=<input id="from" type="number" min="0" step="any"></label>
+<label>to t=<input id="to" type="number" min="0" step="any"></label>
+<label>px per tick <input id="scale" type="number" min="0.5" step="0.5" value="10"></label>
 <label><input id="showSends" type="checkbox" checked> messages</label>
 <label><input id="showDisk" type="checkbox"> disk</label>
 <button id="redraw">draw</button>
-<div class="legend">
-<span><i class="sw" style="background:#f6c6c6"></i>crashed</span>
+<div class="legend" id="legend">
+<span>time in ticks (t=173.7: 7/10 into tick 174)</span>
+<span><svg width="26" height="12"><line x1="1" y1="6" x2="22" y2="6" stroke="#678"/><path d="M19 3 L25 6 L19 9 z" fill="#678"/></svg>message</span>
+<span><svg width="12" height="12"><line x1="3" y1="3" x2="9" y2="11" stroke="#c00"/></svg>message lost</span>
+<span><svg width="14" height="14"><circle cx="7" cy="7" r="6" fill="#d4a017"/></svg>became leader (L e<i>epoch</i>)</span>
+<span><svg width="10" height="10"><circle cx="5" cy="5" r="3.5" fill="#fff" stroke="#d4a017"/></svg>other role change</span>
+<span><svg width="6" height="12"><rect x="1" y="2" width="3" height="8" fill="#2a8a2a"/></svg>applied</span>
+<span><svg width="8" height="12"><rect x="3" y="3" width="2" height="6" fill="#9bd"/></svg><svg width="8" height="12"><rect x="3" y="3" width="2" height="6" fill="#36c"/></svg>persist, fsync (disk)</span>
+<span><b style="color:#c00;font-family:monospace">X</b> crash</span>
+<span><i class="sw" style="background:#f6c6c6"></i>down</span>
 <span><i class="sw" style="background:#ddd"></i>paused</span>
 <span><i class="sw" style="background:#fff3b0"></i>partitioned</span>
-<span><i class="sw" style="background:#d4a017"></i>became leader</span>
-<span><i class="sw" style="background:#2a8a2a"></i>applied</span>
-<span><i class="sw" style="background:#c00"></i>dropped / violation</span>
+<span><svg width="8" height="14"><line x1="4" y1="0" x2="4" y2="14" stroke="#c00" stroke-width="3"/></svg>violation</span>
 </div>"##;
 
 const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
 (function () {
+  // Times are in ticks; lane labels sit in a column that follows the horizontal scroll.
   const LANE = 36, TOP = 40, LEFT = 60;
   const nodeSet = new Set();
   for (const e of EVENTS) {
@@ -60,11 +67,17 @@ const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
   if (bad >= 0) {
     const v = EVENTS[bad];
     document.getElementById("violation").textContent =
-      "VIOLATION at t=" + v.at + ": " + v.kind.invariant + ": " + v.kind.detail;
+      "VIOLATION at t=" + v.at.toFixed(1) + ": " + v.kind.invariant + ": " + v.kind.detail;
   }
   const focus = bad >= 0 ? EVENTS[bad].at : end;
-  document.getElementById("from").value = Math.max(0, focus - 1500);
-  document.getElementById("to").value = focus + 100;
+  document.getElementById("from").value = Math.max(0, focus - 150);
+  document.getElementById("to").value = focus + 10;
+  const wrap = document.getElementById("wrap");
+  let labels = null;
+  function pinLabels() {
+    if (labels) labels.setAttribute("transform", "translate(" + wrap.scrollLeft + ",0)");
+  }
+  wrap.addEventListener("scroll", pinLabels);
 
   // Intervals: crashes and pauses per node, partitions for everyone.
   const spans = [];
@@ -90,8 +103,8 @@ const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
   function describe(e) {
     const k = e.kind, who = e.node != null ? "n" + e.node : "-";
     const rest = Object.entries(k).filter(([key]) => key !== "type")
-      .map(([key, v]) => key + "=" + JSON.stringify(v)).join(" ");
-    return "t=" + e.at + " " + who + " " + k.type + " " + rest;
+      .map(([key, v]) => key + "=" + (typeof v === "string" ? v : JSON.stringify(v))).join(" ");
+    return "t=" + e.at.toFixed(1) + " " + who + " " + k.type + " " + rest;
   }
 
   function draw() {
@@ -124,12 +137,11 @@ const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
     }
     for (const n of nodes) {
       el("line", { x1: LEFT, x2: width - 20, y1: Y(n), y2: Y(n), stroke: "#999" });
-      el("text", { x: 8, y: Y(n) + 4 }).textContent = "n" + n;
     }
-    const step = Math.max(10, Math.pow(10, Math.ceil(Math.log10(80 / scale))));
+    const step = Math.pow(10, Math.ceil(Math.log10(80 / scale)));
     for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
       el("line", { x1: X(t), x2: X(t), y1: TOP - LANE / 2 - 6, y2: TOP - LANE / 2, stroke: "#666" });
-      el("text", { x: X(t) + 2, y: TOP - LANE / 2 - 8 }).textContent = "t=" + t;
+      el("text", { x: X(t) + 2, y: TOP - LANE / 2 - 8 }).textContent = "t=" + Number(t.toFixed(1));
     }
     EVENTS.forEach((e, i) => {
       if (e.at < from || e.at > to) return;
@@ -151,9 +163,17 @@ const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
       } else if ((k.type === "persist" || k.type === "synced") && showDisk) {
         el("rect", { x: X(e.at) - 1, y: Y(e.node) - 12, width: 2, height: 6, fill: k.type === "synced" ? "#36c" : "#9bd" }, title);
       } else if (k.type === "violation") {
-        el("line", { x1: X(e.at), x2: X(e.at), y1: TOP - LANE / 2, y2: TOP + nodes.length * LANE, stroke: "#c00", "stroke-width": 3 }, title);
+        el("line", { id: "violation-marker", x1: X(e.at), x2: X(e.at), y1: TOP - LANE / 2, y2: TOP + nodes.length * LANE, stroke: "#c00", "stroke-width": 3 }, title);
       }
     });
+    // Drawn last, over everything, and moved with the scroll so they stay in view.
+    labels = el("g", { id: "lane-labels" });
+    labels.appendChild(el("rect", { x: 0, y: TOP - LANE / 2, width: LEFT - 8, height: nodes.length * LANE, fill: "#fff", opacity: 0.9 }));
+    for (const n of nodes) {
+      const label = el("text", { class: "lane-label", x: 8, y: Y(n) + 4, "font-weight": "bold" });
+      label.textContent = "n" + n;
+      labels.appendChild(label);
+    }
     const log = document.getElementById("log");
     log.textContent = "";
     EVENTS.forEach((e, i) => {
@@ -165,7 +185,8 @@ const SCRIPT: &str = r##"const EVENTS = @EVENTS@;
     });
     const badLine = log.querySelector(".bad");
     if (badLine) badLine.scrollIntoView({ block: "center" });
-    document.getElementById("wrap").scrollLeft = Math.max(0, X(focus) - 600);
+    wrap.scrollLeft = Math.max(0, X(focus) - 600);
+    pinLabels();
   }
   document.getElementById("redraw").onclick = draw;
   draw();

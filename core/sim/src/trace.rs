@@ -1,18 +1,103 @@
 //! What happened during a run, event by event: the determinism digest, the short tail
 //! printed with a violation, and the full trace written as JSON lines.
+//!
+//! Everything a person reads shows time in ticks (the unit of every timeout and of the
+//! report), with one decimal for the finer simulator time units (`t=173.7`), and values
+//! as the text the clients wrote (`put "c1.23"`). The digest is taken over the compact
+//! encoding, which keeps the exact time units and the checker's value numbers.
 
 use std::fmt;
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use rsm_check::{Call, Outcome};
+use rsm_check::{Call, Outcome, Ret};
 use rsm_core::{Epoch, LogIndex, NodeId, PersistSeq, Role};
+
+use super::client::value_text;
+use super::swarm::TICK_UNITS;
+
+/// A simulator time (in time units) in ticks, as printed: `173.7`.
+pub fn ticks_text(units: u64) -> String {
+    format!("{:.1}", units as f64 / TICK_UNITS as f64)
+}
+
+/// A time in simulator units: a number of ticks in JSON (and any human-readable format),
+/// the exact units in the compact encoding the digest is taken over.
+#[derive(Copy, Clone)]
+struct Ticks(u64);
+
+impl Serialize for Ticks {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_f64(self.0 as f64 / TICK_UNITS as f64)
+        } else {
+            s.serialize_u64(self.0)
+        }
+    }
+}
+
+fn ticks<S: Serializer>(units: &u64, s: S) -> Result<S::Ok, S::Error> {
+    Ticks(*units).serialize(s)
+}
+
+fn ticks_each<S: Serializer>(units: &[u64], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(units.iter().map(|u| Ticks(*u)))
+}
+
+/// A value as printed: the text the client wrote, quoted, or `absent`.
+fn value_shown(v: Option<u64>) -> String {
+    match v {
+        Some(v) => format!("\"{}\"", value_text(v)),
+        None => "absent".into(),
+    }
+}
+
+/// A client's request as printed: `read`, `put "c1.23"`, `delete`, `cas "c1.2" -> "c1.23"`.
+pub fn call_text(call: &Call) -> String {
+    match call {
+        Call::Read => "read".into(),
+        Call::Write(Some(v)) => format!("put {}", value_shown(Some(*v))),
+        Call::Write(None) => "delete".into(),
+        Call::Cas { expected, new } => {
+            format!("cas {} -> {}", value_shown(*expected), value_shown(*new))
+        }
+    }
+}
+
+/// How an operation ended, as printed: `ok "c1.23"`, `ok swapped`, `failed`, ...
+pub fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ok(Ret::Read(v)) => format!("ok {}", value_shown(*v)),
+        Outcome::Ok(Ret::Written) => "ok".into(),
+        Outcome::Ok(Ret::Cas(true)) => "ok swapped".into(),
+        Outcome::Ok(Ret::Cas(false)) => "ok not swapped".into(),
+        Outcome::Fail => "failed".into(),
+        Outcome::Indeterminate => "indeterminate (it may have happened)".into(),
+    }
+}
+
+fn call_json<S: Serializer>(call: &Call, s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&call_text(call))
+    } else {
+        call.serialize(s)
+    }
+}
+
+fn outcome_json<S: Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&outcome_text(outcome))
+    } else {
+        outcome.serialize(s)
+    }
+}
 
 /// One thing that happened at simulated time `at`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event<M> {
-    /// Simulator time, in time units.
+    /// Simulator time, in time units ([`TICK_UNITS`] to a tick; written in ticks).
+    #[serde(serialize_with = "ticks")]
     pub at: u64,
     /// The node it happened at, if any.
     pub node: Option<NodeId>,
@@ -32,6 +117,7 @@ pub enum EventKind<M> {
         /// Message number, shared by the matching `Deliver`.
         id: u64,
         /// Arrival times of each copy.
+        #[serde(serialize_with = "ticks_each")]
         arrive: Vec<u64>,
         /// Why nothing arrives, when `arrive` is empty.
         dropped: Option<&'static str>,
@@ -45,6 +131,7 @@ pub enum EventKind<M> {
         /// The message number given at `Send`.
         id: u64,
         /// When it was sent.
+        #[serde(serialize_with = "ticks")]
         sent: u64,
     },
     /// A persist was queued on the node's disk.
@@ -85,6 +172,7 @@ pub enum EventKind<M> {
     /// The node stopped running until `until`.
     Pause {
         /// When it resumes.
+        #[serde(serialize_with = "ticks")]
         until: u64,
     },
     /// The set of cut links changed (empty: healed).
@@ -106,6 +194,7 @@ pub enum EventKind<M> {
         /// The key.
         key: u64,
         /// The operation.
+        #[serde(serialize_with = "call_json")]
         call: Call,
     },
     /// A client's operation ended.
@@ -115,6 +204,7 @@ pub enum EventKind<M> {
         /// The key.
         key: u64,
         /// How it ended.
+        #[serde(serialize_with = "outcome_json")]
         outcome: Outcome,
     },
     /// Faults stopped: the liveness phase began.
@@ -130,7 +220,7 @@ pub enum EventKind<M> {
 
 impl<M: fmt::Debug> fmt::Display for Event<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t={:<7}", self.at)?;
+        write!(f, "t={:<7}", ticks_text(self.at))?;
         match self.node {
             Some(n) => write!(f, " {n:<4}")?,
             None => write!(f, " {:<4}", "-")?,
@@ -146,11 +236,18 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
                 let msg = shorten(format!("{msg:?}"));
                 match dropped {
                     Some(why) => write!(f, " send #{id} -> {to} {why}: {msg}"),
-                    None => write!(f, " send #{id} -> {to} arrives {arrive:?}: {msg}"),
+                    None => {
+                        let arrive: Vec<String> = arrive.iter().map(|u| ticks_text(*u)).collect();
+                        write!(
+                            f,
+                            " send #{id} -> {to} arrives [{}]: {msg}",
+                            arrive.join(", ")
+                        )
+                    }
                 }
             }
             EventKind::Deliver { from, id, sent } => {
-                write!(f, " recv #{id} <- {from} (sent t={sent})")
+                write!(f, " recv #{id} <- {from} (sent t={})", ticks_text(*sent))
             }
             EventKind::Persist { seq } => write!(f, " persist {seq}"),
             EventKind::Synced { through } => write!(f, " fsync through {through}"),
@@ -164,19 +261,23 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
                 write!(f, " CRASH lost {lost_writes} unsynced writes, torn {torn}")
             }
             EventKind::Restart => write!(f, " restart"),
-            EventKind::Pause { until } => write!(f, " pause until t={until}"),
+            EventKind::Pause { until } => write!(f, " pause until t={}", ticks_text(*until)),
             EventKind::Partition { fault, cut } => {
                 write!(f, " {fault}: cut {}", render_links(cut))
             }
             EventKind::Admin { what } => write!(f, " admin {what}"),
             EventKind::Invoke { client, key, call } => {
-                write!(f, " client {client} invokes {call:?} on key {key}")
+                write!(
+                    f,
+                    " client {client} invokes {} on key {key}",
+                    call_text(call)
+                )
             }
             EventKind::Complete {
                 client,
                 key,
                 outcome,
-            } => write!(f, " client {client} key {key} -> {outcome:?}"),
+            } => write!(f, " client {client} key {key} -> {}", outcome_text(outcome)),
             EventKind::LivenessPhase => write!(f, " faults stop, liveness phase begins"),
             EventKind::Violation { invariant, detail } => {
                 write!(f, " VIOLATION {invariant}: {detail}")
@@ -300,8 +401,50 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
-            r#"{"at":3,"node":1,"kind":{"type":"crash","lost_writes":2,"torn":true}}"#
+            r#"{"at":0.3,"node":1,"kind":{"type":"crash","lost_writes":2,"torn":true}}"#
         );
         assert!(events[0].to_string().contains("CRASH lost 2"));
+    }
+
+    #[test]
+    fn people_read_ticks_and_the_values_clients_wrote() {
+        let value = (1 << 32) | 23;
+        let invoke = Event::<u32> {
+            at: 1737,
+            node: None,
+            kind: EventKind::Invoke {
+                client: 1,
+                key: 4,
+                call: Call::Cas {
+                    expected: None,
+                    new: Some(value),
+                },
+            },
+        };
+        let complete = Event::<u32> {
+            at: 1740,
+            node: None,
+            kind: EventKind::Complete {
+                client: 1,
+                key: 4,
+                outcome: Outcome::Ok(Ret::Read(Some(value))),
+            },
+        };
+        assert_eq!(
+            invoke.to_string(),
+            r#"t=173.7   -    client 1 invokes cas absent -> "c1.23" on key 4"#
+        );
+        assert_eq!(
+            complete.to_string(),
+            r#"t=174.0   -    client 1 key 4 -> ok "c1.23""#
+        );
+        assert_eq!(
+            serde_json::to_string(&complete).unwrap(),
+            r#"{"at":174.0,"node":null,"kind":{"type":"complete","client":1,"key":4,"outcome":"ok \"c1.23\""}}"#
+        );
+        // The digest's encoding keeps exact units and numbers.
+        let compact = postcard::to_allocvec(&complete).unwrap();
+        assert_eq!(compact[0], 0xcc, "1740 as a varint starts 0xcc");
+        assert!(!String::from_utf8_lossy(&compact).contains("c1.23"));
     }
 }
