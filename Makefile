@@ -2,9 +2,9 @@
 CARGO ?= cargo
 SEEDS ?= 200
 
-.PHONY: test fmt-check clippy verbs-deps unit demo sim bench loom python
+.PHONY: test fmt-check clippy verbs-deps unit demo sim bench loom python browser-deps browser-test
 
-test: fmt-check clippy unit loom python
+test: fmt-check clippy unit loom python browser-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -22,6 +22,18 @@ verbs-deps:
 	@command -v cmake >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake libclang-dev; }
+
+# Chromium from Debian, for the headless-browser check of the simulator's HTML timeline.
+# Installed only when missing; needs no network beyond apt.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# One page load: the timeline of a violating seed shows its violation marker and lane labels.
+# Built with unit's feature set, so nothing is compiled twice.
+browser-test: browser-deps
+	$(CARGO) test --workspace --all-features --test timeline_browser -- --ignored
 
 unit: verbs-deps
 	$(CARGO) test --workspace --all-features
