@@ -210,14 +210,18 @@ macro_rules! protocol_class {
         }
 
         impl $class {
+            /// `durable` is `None` for a new replica, which must be in its membership.
             fn build(
-                durable: rsm_core::Durable,
+                durable: Option<rsm_core::Durable>,
                 id: &Bound<'_, PyAny>,
                 members: &Bound<'_, PyAny>,
                 seed: Option<&Bound<'_, PyAny>>,
                 options: Option<&Bound<'_, pyo3::types::PyDict>>,
             ) -> PyResult<Self> {
-                let config = $crate::host::config_arg::<$replica>(id, members, seed, options)?;
+                let fresh = durable.is_none();
+                let durable = durable.unwrap_or_default();
+                let config =
+                    $crate::host::config_arg::<$replica>(id, members, seed, options, fresh)?;
                 Ok(Self {
                     host: $crate::host::Host::restore(config, durable)?,
                 })
@@ -234,7 +238,7 @@ macro_rules! protocol_class {
                 seed: Option<&Bound<'_, PyAny>>,
                 options: Option<&Bound<'_, pyo3::types::PyDict>>,
             ) -> PyResult<Self> {
-                Self::build(rsm_core::Durable::default(), id, members, seed, options)
+                Self::build(None, id, members, seed, options)
             }
 
             /// Rebuild a replica after a restart from what it made durable, with the same
@@ -249,7 +253,7 @@ macro_rules! protocol_class {
                 seed: Option<&Bound<'_, PyAny>>,
                 options: Option<&Bound<'_, pyo3::types::PyDict>>,
             ) -> PyResult<Self> {
-                Self::build(durable.inner.clone(), id, members, seed, options)
+                Self::build(Some(durable.inner.clone()), id, members, seed, options)
             }
 
             /// Feed one input; returns the effects it caused, in the order the host must
@@ -311,15 +315,20 @@ macro_rules! protocol_class {
 }
 pub(crate) use protocol_class;
 
-/// The configuration for the constructor's arguments.
+/// The configuration for the constructor's arguments. `fresh`: a new replica (not one
+/// restored from durable state), which must belong to its own membership.
 pub(crate) fn config_arg<R: Protocol>(
     id: &Bound<'_, PyAny>,
     members: &Bound<'_, PyAny>,
     seed: Option<&Bound<'_, PyAny>>,
     options: Option<&Bound<'_, pyo3::types::PyDict>>,
+    fresh: bool,
 ) -> PyResult<R::Config> {
     let id = NodeId(crate::args::u64_arg(id, "id")?);
     let membership = crate::values::Membership::from_arg(members)?;
+    if fresh {
+        crate::values::check_member(id, &membership)?;
+    }
     let seed = crate::args::opt_u64_arg(seed, "seed")?.unwrap_or(0);
     let options = crate::args::options_arg(options)?;
     R::config(id, membership, seed, &options).map_err(option_error)

@@ -531,6 +531,9 @@ impl PyHost {
         let protocol = protocol_name(&str_arg(args.protocol, "protocol")?)?;
         let id = u64_arg(args.id, "id")?;
         let membership = crate::values::Membership::from_arg(args.members)?;
+        if durable.is_none() {
+            crate::values::check_member(NodeId(id), &membership)?;
+        }
         let seed = opt_u64_arg(args.seed, "seed")?.unwrap_or(0);
         let options = match args.options {
             None => Vec::new(),

@@ -26,7 +26,8 @@ protocol_class!(
     /// A Raft replica: a deterministic automaton with no I/O of its own.
     ///
     /// `Raft(id, members, *, seed=0, **options)` builds a new replica. `members` is an
-    /// iterable of voter ids or a `Membership`; `seed` drives election jitter; every other
+    /// iterable of voter ids (each once) or a `Membership`, and must include `id`; `seed`
+    /// drives election jitter; every other
     /// keyword names a limit or timeout (in ticks) of the Rust `RaftConfig`, for example
     /// `election_ticks_min=10, election_ticks_max=20, heartbeat_ticks=2, pre_vote=True`.
     /// Unknown keywords raise `TypeError`, inconsistent values `ValueError`.

@@ -440,7 +440,8 @@ value_methods!(Report, [seeds, totals, violations], {
     }
 
     /// The report as text; `elapsed_secs` is wall time the caller measured (the
-    /// simulator never reads a clock), used for the per-second figures.
+    /// simulator never reads a clock), used for the per-second figures. Without it the
+    /// report says the time was not measured and leaves the rates out.
     #[pyo3(signature = (elapsed_secs = 0.0))]
     fn render(&self, elapsed_secs: f64) -> String {
         self.inner.render(elapsed_secs)

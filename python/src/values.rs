@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 use rsm_core::{EntryKind, NodeId, Role};
 
 use crate::args::u64_arg;
@@ -51,18 +52,51 @@ pub(crate) fn repr_of(obj: &Bound<'_, PyAny>, name: &str, fields: &[&str]) -> Py
     Ok(s)
 }
 
-/// Node ids from any iterable of ints, sorted and without duplicates.
+/// Node ids from an iterable of ints, sorted. A `str` or `bytes` (iterable, but never
+/// meant as ids), an item that is not an int, and an id listed twice are refused with a
+/// message naming the argument `name` and what it should hold.
 pub(crate) fn node_set(value: &Bound<'_, PyAny>, name: &str) -> PyResult<BTreeSet<NodeId>> {
-    let mut out = BTreeSet::new();
-    for item in value.try_iter().map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err(format!(
+    let expected = || {
+        PyTypeError::new_err(format!(
             "`{name}` must be an iterable of node ids (ints), not {}",
             crate::args::type_name(value)
         ))
-    })? {
-        out.insert(NodeId(u64_arg(&item?, name)?));
+    };
+    if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
+        return Err(expected());
+    }
+    let mut out = BTreeSet::new();
+    for (k, item) in value.try_iter().map_err(|_| expected())?.enumerate() {
+        let item = item?;
+        if item.is_instance_of::<PyBool>() || !item.is_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "`{name}` must hold node ids (ints), but item {k} is {} {}",
+                crate::args::type_name(&item),
+                item.repr()?
+            )));
+        }
+        let id = u64_arg(&item, name)?;
+        if !out.insert(NodeId(id)) {
+            return Err(PyValueError::new_err(format!(
+                "`{name}` lists node {id} twice"
+            )));
+        }
     }
     Ok(out)
+}
+
+/// Refuse to build a new replica `id` that its own `membership` does not list: it would
+/// start out removed, which is never what a caller means.
+pub(crate) fn check_member(id: NodeId, membership: &rsm_core::Membership) -> PyResult<()> {
+    if membership.contains(id) {
+        return Ok(());
+    }
+    let members: Vec<u64> = membership.members().map(|n| n.0).collect();
+    Err(PyValueError::new_err(format!(
+        "`id` {} is not one of `members` {members:?}: a replica must be a voter or a \
+         learner of its own membership",
+        id.0
+    )))
 }
 
 fn ids(set: &BTreeSet<NodeId>) -> Vec<u64> {
@@ -139,6 +173,12 @@ impl Membership {
     pub(crate) fn from_arg(members: &Bound<'_, PyAny>) -> PyResult<rsm_core::Membership> {
         if let Ok(m) = members.cast::<Membership>() {
             return Ok(m.get().inner.clone());
+        }
+        if members.is_instance_of::<PyString>() || members.try_iter().is_err() {
+            return Err(PyTypeError::new_err(format!(
+                "`members` must be a Membership or an iterable of node ids (ints), not {}",
+                crate::args::type_name(members)
+            )));
         }
         let voters = node_set(members, "members")?;
         if voters.is_empty() {

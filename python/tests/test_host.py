@@ -291,6 +291,12 @@ def test_bad_arguments_raise_typed_errors_and_change_nothing() -> None:
         rsm.Host("raft", 1, [1], machine=Log(), request_timeout_ticks=0)
     with pytest.raises(TypeError, match="`id` must be an int"):
         rsm.Host("raft", "1", [1], machine=Log())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`id` 4 is not one of `members` \\[1, 2, 3\\]"):
+        rsm.Host("raft", 4, [1, 2, 3], machine=Log())
+    with pytest.raises(ValueError, match="`members` lists node 1 twice"):
+        rsm.Host("raft", 1, [1, 1], machine=Log())
+    with pytest.raises(TypeError, match="`members` must be a Membership or an iterable"):
+        rsm.Host("raft", 1, "1", machine=Log())  # type: ignore[arg-type]
 
     class WriteOnly:
         def apply(self, index: int, command: bytes) -> None: ...

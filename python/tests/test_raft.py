@@ -150,6 +150,33 @@ def test_wrong_argument_types_and_values_raise_clear_errors() -> None:
         rsm.Propose(1.5, b"x")  # type: ignore[arg-type]
 
 
+def test_members_are_checked_and_named_in_errors() -> None:
+    with pytest.raises(
+        TypeError,
+        match="`members` must be a Membership or an iterable of node ids \\(ints\\), not str",
+    ):
+        rsm.Raft(1, "abc")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`members` must hold node ids \\(ints\\), but item 1 is str 'x'"):
+        rsm.Raft(1, [1, "x"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="item 0 is bool True"):
+        rsm.Raft(1, [True])
+    with pytest.raises(ValueError, match="`members` lists node 2 twice"):
+        rsm.Raft(1, [1, 2, 2])
+    with pytest.raises(ValueError, match="`id` 4 is not one of `members` \\[1, 2, 3\\]"):
+        rsm.Raft(4, [1, 2, 3])
+    # A learner of its own membership is a member.
+    learner = rsm.Raft(4, rsm.Membership([1, 2, 3], learners=[4]))
+    assert learner.status().role == "learner"
+    assert rsm.Raft(2, (3, 2, 1)).status().role == "follower"
+
+
+def test_a_restored_replica_may_be_outside_the_membership_it_is_given() -> None:
+    # Restoring reads the membership from the durable image as well; only a new replica
+    # must be in the one it is given.
+    node = rsm.Raft.restore(rsm.Durable(), 4, [1, 2, 3])
+    assert node.id == 4
+
+
 def test_a_panic_surfaces_as_an_exception_and_poisons_the_replica() -> None:
     raft = rsm.Raft(1, [1], seed=3)
     raft.step(rsm.Tick())

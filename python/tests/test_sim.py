@@ -21,8 +21,18 @@ def test_simulate_a_range_of_swarm_seeds_reports_no_violation() -> None:
     assert report.liveness_percentile(100) == max(report.liveness_ticks)
     text = report.render(elapsed_secs=2.0)
     assert "seeds run:            12" in text
+    assert "seeds/s:              6.0" in text
     assert "violations:           0" in text
     assert "Report(seeds=12" in repr(report)
+
+
+def test_a_report_without_a_wall_time_says_so_and_prints_no_rates() -> None:
+    report = rsm.simulate("raft", range(0, 2))
+    for text in (report.render(), str(report)):
+        assert "wall time:            not measured" in text
+        assert "/s:" not in text, text
+        assert "seeds run:            2" in text
+        assert "simulated ticks:" in text
 
 
 def test_seed_ranges_can_be_given_three_ways() -> None:

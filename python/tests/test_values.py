@@ -44,7 +44,7 @@ def test_match_statements_destructure_effects() -> None:
 
 
 def test_membership_and_snapshot_meta() -> None:
-    m = rsm.Membership([3, 1, 2, 2], learners=[5])
+    m = rsm.Membership([3, 1, 2], learners=[5])
     assert m.voters == [1, 2, 3]
     assert m.learners == [5]
     assert m.outgoing == []
@@ -60,6 +60,12 @@ def test_membership_and_snapshot_meta() -> None:
         rsm.Membership([])
     with pytest.raises(TypeError, match="iterable of node ids"):
         rsm.Membership(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`voters` lists node 2 twice"):
+        rsm.Membership([3, 1, 2, 2])
+    with pytest.raises(ValueError, match="`learners` lists node 5 twice"):
+        rsm.Membership([1], learners=[5, 5])
+    with pytest.raises(TypeError, match="`voters` must be an iterable of node ids \\(ints\\), not str"):
+        rsm.Membership("12")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         rsm.Membership([1, -2])
     with pytest.raises(ValueError, match="`to` must be between"):
