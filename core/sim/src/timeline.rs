@@ -215,4 +215,33 @@ mod tests {
             "nothing loaded"
         );
     }
+
+    #[test]
+    fn the_legend_names_every_mark_and_the_time_unit() {
+        let mut out = Vec::new();
+        write_html("legend", &[], &mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        let legend = &page[page.find(r#"id="legend""#).expect("a legend")..];
+        let legend = &legend[..legend.find("</div>").expect("the legend ends")];
+        for mark in [
+            "time in ticks",
+            "message",
+            "message lost",
+            "became leader",
+            "other role change",
+            "applied",
+            "persist, fsync",
+            "crash",
+            "down",
+            "paused",
+            "partitioned",
+            "violation",
+        ] {
+            assert!(legend.contains(mark), "`{mark}` in the legend");
+        }
+        // The marks the legend explains are the ones the script draws.
+        for drawn in ["violation-marker", "lane-labels", "lane-label"] {
+            assert!(page.contains(drawn), "{drawn}");
+        }
+    }
 }
