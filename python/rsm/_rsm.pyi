@@ -486,7 +486,11 @@ class _RaftOptions(TypedDict, total=False):
 
 @final
 class Raft:
-    """A Raft replica: a deterministic automaton with no I/O of its own."""
+    """A Raft replica: a deterministic automaton with no I/O of its own.
+
+    ``members`` lists each node id once and, for a new replica, includes ``id``
+    (``ValueError`` otherwise); a ``str`` or non-int item raises ``TypeError``.
+    """
 
     def __new__(
         cls,
@@ -612,7 +616,10 @@ class Outcome:
 
 @final
 class Host:
-    """One node of a registered protocol, run by the reference host."""
+    """One node of a registered protocol, run by the reference host.
+
+    ``members`` lists each node id once and, unless ``durable`` is given, includes ``id``.
+    """
 
     def __new__(
         cls,
@@ -815,7 +822,10 @@ class Report:
     @property
     def liveness_ticks(self) -> list[int]: ...
     def liveness_percentile(self, p: int) -> Optional[int]: ...
-    def render(self, elapsed_secs: float = 0.0) -> str: ...
+    def render(self, elapsed_secs: float = 0.0) -> str:
+        """The report as text; without ``elapsed_secs`` it says the wall time was not
+        measured and leaves out the per-second rates."""
+        ...
 
 @final
 class RunResult:

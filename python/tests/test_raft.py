@@ -164,6 +164,11 @@ def test_members_are_checked_and_named_in_errors() -> None:
         rsm.Raft(1, [1, 2, 2])
     with pytest.raises(ValueError, match="`id` 4 is not one of `members` \\[1, 2, 3\\]"):
         rsm.Raft(4, [1, 2, 3])
+    # Every protocol class checks the same way.
+    with pytest.raises(ValueError, match="`id` 4 is not one of `members`"):
+        rsm.Paxos(4, [1, 2, 3])
+    with pytest.raises(ValueError, match="`members` lists node 3 twice"):
+        rsm.Paxos(1, [1, 3, 3])
     # A learner of its own membership is a member.
     learner = rsm.Raft(4, rsm.Membership([1, 2, 3], learners=[4]))
     assert learner.status().role == "learner"
