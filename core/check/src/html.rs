@@ -8,11 +8,22 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::history::{Call, Operation, Outcome, Ret};
-use super::{Failure, ShrinkState};
+use super::history::{Operation, Outcome};
+use super::{Failure, Labels, ShrinkState};
 
 /// Write `failure` as one HTML page titled `title`.
 pub fn write_html(title: &str, failure: &Failure, out: &mut impl Write) -> io::Result<()> {
+    write_html_labeled(title, failure, &Labels::PLAIN, out)
+}
+
+/// [`write_html`] with the operations' values printed through `labels` (which must print
+/// only digits, letters, `.` and `-`, so that the page's data needs no escaping).
+pub fn write_html_labeled(
+    title: &str,
+    failure: &Failure,
+    labels: &Labels,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let mut data = String::from("[\n");
     for (k, op) in failure.ops.iter().enumerate() {
         let order = failure.linearized.iter().position(|l| l == op);
@@ -26,7 +37,7 @@ pub fn write_html(title: &str, failure: &Failure, out: &mut impl Write) -> io::R
             op.client,
             op.invoke,
             complete,
-            label(op),
+            label(op, labels),
             order.map_or_else(|| "null".to_string(), |o| (o + 1).to_string()),
             failure.stuck.as_ref() == Some(op),
             if k + 1 < failure.ops.len() { "," } else { "" }
@@ -52,24 +63,10 @@ pub fn write_html(title: &str, failure: &Failure, out: &mut impl Write) -> io::R
     out.write_all(tail.as_bytes())
 }
 
-/// What the operation did, in a few characters (only digits, letters and `-> =?`, so it
-/// needs no escaping inside the page's JSON).
-fn label(op: &Operation) -> String {
-    let v = |v: Option<u64>| v.map_or_else(|| "nil".to_string(), |v| v.to_string());
-    let call = match op.call {
-        Call::Read => "read".to_string(),
-        Call::Write(x) => format!("write {}", v(x)),
-        Call::Cas { expected, new } => format!("cas {} -> {}", v(expected), v(new)),
-    };
-    let outcome = match op.outcome {
-        Outcome::Ok(Ret::Read(x)) => format!(" = {}", v(x)),
-        Outcome::Ok(Ret::Written) => " ok".to_string(),
-        Outcome::Ok(Ret::Cas(true)) => " swapped".to_string(),
-        Outcome::Ok(Ret::Cas(false)) => " refused".to_string(),
-        Outcome::Fail => " failed".to_string(),
-        Outcome::Indeterminate => " ?".to_string(),
-    };
-    call + &outcome
+/// What the operation did, in a few characters (only digits, letters and `-> =?` beside
+/// the values, so it needs no escaping inside the page's JSON).
+fn label(op: &Operation, labels: &Labels) -> String {
+    op.what(labels, " ?")
 }
 
 /// The frame every rsm page shares: the style, a sticky header with the title, a
@@ -206,6 +203,7 @@ const SCRIPT: &str = r##"const OPS = @OPS@;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Call, Ret};
 
     #[test]
     fn page_embeds_every_operation_and_marks_the_stuck_one() {
@@ -242,6 +240,31 @@ mod tests {
         assert!(
             !page.contains("src=") && !page.contains("href="),
             "nothing loaded"
+        );
+
+        // A recorder's own names for values and times, in the page and in the text.
+        let labels = Labels {
+            value: |v| format!("v{v}x"),
+            time: |t| format!("{}.5", t / 10),
+        };
+        let mut out = Vec::new();
+        write_html_labeled("key 0", &failure, &labels, &mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        assert!(page.contains(r#""label":"write v1x ok""#), "{page}");
+        let text = failure.describe(&labels);
+        assert!(
+            text.contains("[   0.5,    1.5] client 1 key 0: write v1x ok"),
+            "{text}"
+        );
+        assert!(
+            text.contains("! [   2.5,    3.5] client 2 key 0: read = nil"),
+            "{text}"
+        );
+        assert_eq!(failure.to_string(), failure.describe(&Labels::PLAIN));
+        assert!(
+            failure
+                .to_string()
+                .contains("[     0,     10] client 1 key 0: write 1 ok")
         );
     }
 }

@@ -36,7 +36,7 @@ mod synth;
 mod wgl;
 
 pub use history::{Call, History, Operation, Outcome, Ret};
-pub use html::{escape_html, page_frame, write_html};
+pub use html::{escape_html, page_frame, write_html, write_html_labeled};
 pub use synth::{failing_history, synthetic_history};
 pub use wgl::Budget;
 
@@ -314,27 +314,69 @@ pub fn check_with(history: &History, config: &CheckConfig) -> Verdict {
     }
 }
 
+/// How a report prints the numbers of a history: values and times are plain numbers to
+/// the checker, but a recorder may know them as something a person reads better (the
+/// text a client wrote, a time in ticks).
+#[derive(Copy, Clone, Debug)]
+pub struct Labels {
+    /// A value as printed.
+    pub value: fn(u64) -> String,
+    /// A time (invocation or completion) as printed.
+    pub time: fn(u64) -> String,
+}
+
+impl Labels {
+    /// Values and times as the numbers they are.
+    pub const PLAIN: Labels = Labels {
+        value: |v| v.to_string(),
+        time: |t| t.to_string(),
+    };
+
+    fn value_or_nil(&self, v: Option<u64>) -> String {
+        v.map_or_else(|| "nil".to_string(), self.value)
+    }
+}
+
+impl Operation {
+    /// One line for a person: `[invoke, complete] client C key K: call outcome`, with
+    /// values and times printed through `labels`.
+    pub fn describe(&self, labels: &Labels) -> String {
+        let complete = match self.outcome {
+            Outcome::Indeterminate => "?".to_string(),
+            _ => (labels.time)(self.complete),
+        };
+        format!(
+            "[{:>6}, {complete:>6}] client {} key {}: {}",
+            (labels.time)(self.invoke),
+            self.client,
+            self.key,
+            self.what(labels, " indeterminate")
+        )
+    }
+
+    /// The call and how it ended (`write 3 ok`, `read = nil`), an indeterminate end
+    /// written as `indeterminate`.
+    pub(crate) fn what(&self, labels: &Labels, indeterminate: &str) -> String {
+        let v = |x: Option<u64>| labels.value_or_nil(x);
+        let call = match self.call {
+            Call::Read => "read".to_string(),
+            Call::Write(x) => format!("write {}", v(x)),
+            Call::Cas { expected, new } => format!("cas {} -> {}", v(expected), v(new)),
+        };
+        let outcome = match self.outcome {
+            Outcome::Ok(Ret::Read(x)) => format!(" = {}", v(x)),
+            Outcome::Ok(Ret::Written) => " ok".to_string(),
+            Outcome::Ok(Ret::Cas(s)) => format!(" {}", if s { "swapped" } else { "refused" }),
+            Outcome::Fail => " failed".to_string(),
+            Outcome::Indeterminate => indeterminate.to_string(),
+        };
+        call + &outcome
+    }
+}
+
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = |v: Option<u64>| v.map_or_else(|| "nil".to_string(), |v| v.to_string());
-        write!(f, "[{:>6}, ", self.invoke)?;
-        match self.outcome {
-            Outcome::Indeterminate => write!(f, "     ?]")?,
-            _ => write!(f, "{:>6}]", self.complete)?,
-        }
-        write!(f, " client {} key {}: ", self.client, self.key)?;
-        match self.call {
-            Call::Read => write!(f, "read")?,
-            Call::Write(x) => write!(f, "write {}", v(x))?,
-            Call::Cas { expected, new } => write!(f, "cas {} -> {}", v(expected), v(new))?,
-        }
-        match self.outcome {
-            Outcome::Ok(Ret::Read(x)) => write!(f, " = {}", v(x)),
-            Outcome::Ok(Ret::Written) => write!(f, " ok"),
-            Outcome::Ok(Ret::Cas(s)) => write!(f, " {}", if s { "swapped" } else { "refused" }),
-            Outcome::Fail => write!(f, " failed"),
-            Outcome::Indeterminate => write!(f, " indeterminate"),
-        }
+        f.write_str(&self.describe(&Labels::PLAIN))
     }
 }
 
@@ -345,6 +387,17 @@ impl fmt::Display for Budget {
             Budget::Memory => "memory",
             Budget::Time => "time",
         })
+    }
+}
+
+impl Verdict {
+    /// The verdict for a person, with values and times printed through `labels`.
+    pub fn describe(&self, labels: &Labels) -> String {
+        match self {
+            Verdict::Malformed { op } => format!("malformed history: {}", op.describe(labels)),
+            Verdict::NotLinearizable(fail) => fail.describe(labels),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -376,26 +429,23 @@ impl fmt::Display for Verdict {
     }
 }
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Failure {
+    /// The failure for a person, with values and times printed through `labels`.
+    pub fn describe(&self, labels: &Labels) -> String {
         let shrink = match self.shrink {
             ShrinkState::Skipped => ", not shrunk",
             ShrinkState::Done => "",
             ShrinkState::TimedOut => ", shrinking timed out",
         };
-        writeln!(
-            f,
-            "not linearizable: key {} ({} of its {} operations shown{shrink})",
+        let mut s = format!(
+            "not linearizable: key {} ({} of its {} operations shown{shrink})\n  no \
+             linearization completes the operation marked !; the longest partial \
+             linearization found ({} operations) is numbered #\n",
             self.key,
             self.ops.len(),
-            self.key_ops
-        )?;
-        writeln!(
-            f,
-            "  no linearization completes the operation marked !; the longest partial \
-             linearization found ({} operations) is numbered #",
+            self.key_ops,
             self.linearized.len()
-        )?;
+        );
         for op in &self.ops {
             let mark = if self.stuck.as_ref() == Some(op) {
                 "!".to_string()
@@ -405,8 +455,14 @@ impl fmt::Display for Failure {
                     None => String::new(),
                 }
             };
-            writeln!(f, "  {mark:>5} {op}")?;
+            s.push_str(&format!("  {mark:>5} {}\n", op.describe(labels)));
         }
-        Ok(())
+        s
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(&Labels::PLAIN))
     }
 }

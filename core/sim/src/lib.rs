@@ -176,6 +176,13 @@ pub fn linearizable_or_inconclusive(history: &History) -> Result<(), String> {
     judge_history(history, &linearizability_config(), true)
 }
 
+/// How the simulator's client histories read: values as the text the clients wrote
+/// (`c1.23`), times in ticks (`173.7`), as in the trace.
+pub const HISTORY_LABELS: check::Labels = check::Labels {
+    value: client::value_text,
+    time: trace::ticks_text,
+};
+
 /// Check `history` under `config`: `Ok` if linearizable (or inconclusive, when
 /// `inconclusive_passes`), otherwise the verdict for people.
 pub fn judge_history(
@@ -187,7 +194,7 @@ pub fn judge_history(
     if verdict.passes(inconclusive_passes) {
         Ok(())
     } else {
-        Err(verdict.to_string())
+        Err(verdict.describe(&HISTORY_LABELS))
     }
 }
 
@@ -266,4 +273,39 @@ where
     R::Message: Serialize,
 {
     world::World::<R>::new(seed, swarm, opts, make_config).run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsm_check::{Call, Operation, Outcome, Ret};
+
+    #[test]
+    fn a_history_failure_reads_in_ticks_and_client_values() {
+        let written = (1 << 32) | 1;
+        let never_written = (1 << 32) | 2;
+        let write = Operation {
+            client: 1,
+            key: 0,
+            call: Call::Write(Some(written)),
+            invoke: 10,
+            complete: 25,
+            outcome: Outcome::Ok(Ret::Written),
+        };
+        let read = Operation {
+            client: 2,
+            call: Call::Read,
+            invoke: 40,
+            complete: 57,
+            outcome: Outcome::Ok(Ret::Read(Some(never_written))),
+            ..write
+        };
+        let history = History {
+            ops: vec![write, read],
+        };
+        let text = linearizable(&history).unwrap_err();
+        assert!(text.contains("write c1.1 ok"), "{text}");
+        assert!(text.contains("read = c1.2"), "{text}");
+        assert!(text.contains("[   4.0,    5.7]"), "times in ticks: {text}");
+    }
 }

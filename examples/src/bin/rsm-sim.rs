@@ -152,7 +152,7 @@ fn write_trace(dir: &Path, protocol: &str, run: &RunResult) -> std::io::Result<(
         let page = dir.join(format!("{base}-linearizability.html"));
         let mut w = BufWriter::new(File::create(&page)?);
         let title = format!("rsm-sim {protocol} seed {}: not linearizable", run.seed);
-        rsm_check::write_html(&title, &failure, &mut w)?;
+        rsm_check::write_html_labeled(&title, &failure, &sim::HISTORY_LABELS, &mut w)?;
         w.flush()?;
         println!("counterexample: {}", page.display());
     }
