@@ -9,7 +9,8 @@
 //! Read first: [`Raft`] (the automaton), [`RaftConfig`] (its limits and timeouts, every
 //! one a named field) and [`RaftMessage`] (what replicas say to each other); [`registry`]
 //! lists every protocol by name for the tools. [`Paxos`] is Multi-Paxos behind the same
-//! contract, with [`PaxosConfig`] and [`PaxosMessage`].
+//! contract, with [`PaxosConfig`] and [`PaxosMessage`]; [`Vsr`] is Viewstamped
+//! Replication, with [`VsrConfig`] and [`VsrMessage`].
 
 #![warn(missing_docs)]
 
@@ -27,8 +28,10 @@ mod snapshot_transfer;
 mod paxos;
 mod raft;
 pub mod registry;
+mod vsr;
 
 pub use paxos::{BALLOT_NODE_MAX, Paxos, PaxosConfig, PaxosMessage, ballot_epoch};
 pub use persist_tracker::{PersistTracker, UNSYNCED_LOG_WRITES_MAX};
 pub use progress::{ProgressState, ReplicationProgress};
 pub use raft::{ConfigError, Raft, RaftConfig, RaftMessage};
+pub use vsr::{Vsr, VsrConfig, VsrMessage};

@@ -855,7 +855,7 @@ class RunResult:
     def failure_report(self) -> str: ...
 
 def simulate(
-    protocol: Literal["raft", "paxos"] = "raft",
+    protocol: Literal["raft", "paxos", "vsr"] = "raft",
     seeds: Optional[_Seeds] = None,
     *,
     faults: Optional[_Faults] = None,
@@ -870,7 +870,7 @@ def simulate(
 
 def run_seed(
     seed: int,
-    protocol: Literal["raft", "paxos"] = "raft",
+    protocol: Literal["raft", "paxos", "vsr"] = "raft",
     *,
     faults: Optional[_Faults] = None,
     nodes: Optional[int] = None,

@@ -27,6 +27,7 @@ def settle(host: rsm.Host, rounds: int = 3) -> None:
 @pytest.mark.parametrize("protocol, options", [
     ("raft", {"snapshot_entries_threshold": 16}),
     ("paxos", {}),
+    ("vsr", {}),
 ])
 @pytest.mark.parametrize("rng_seed", [1, 2, 3])
 def test_every_call_ends_truthfully_under_loss_and_crashes(
@@ -276,9 +277,9 @@ def test_membership_changes_and_leadership_transfer_through_the_host() -> None:
 
 
 def test_bad_arguments_raise_typed_errors_and_change_nothing() -> None:
-    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos"):
+    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos, vsr"):
         rsm.Host("zab", 1, [1], machine=Log())
-    assert rsm.protocols() == ["raft", "paxos"]
+    assert rsm.protocols() == ["raft", "paxos", "vsr"]
     with pytest.raises(TypeError, match="must have a method `apply`"):
         rsm.Host("raft", 1, [1], machine=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must have a method `write`"):

@@ -100,7 +100,7 @@ def test_protocol_options_reach_every_replica() -> None:
 
 
 def test_simulator_arguments_are_checked() -> None:
-    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos"):
+    with pytest.raises(ValueError, match="unknown protocol `zab`; registered: raft, paxos, vsr"):
         rsm.simulate("zab", range(1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`seeds` must be"):
         rsm.simulate("raft", 5)  # type: ignore[arg-type]

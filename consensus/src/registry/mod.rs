@@ -12,6 +12,7 @@
 
 mod paxos;
 mod raft;
+mod vsr;
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,7 @@ use rsm_core::{Membership, NodeId, Replica};
 
 pub use paxos::PaxosProtocol;
 pub use raft::RaftProtocol;
+pub use vsr::VsrProtocol;
 
 /// The value of one named option: options are limits (in ticks, bytes or entries) and
 /// switches.
@@ -227,7 +229,7 @@ macro_rules! registry {
 }
 
 // One line per protocol.
-registry!(RaftProtocol, PaxosProtocol);
+registry!(RaftProtocol, PaxosProtocol, VsrProtocol);
 
 #[cfg(test)]
 mod tests {
