@@ -1,8 +1,9 @@
 """rsm: replicated state machines from Python.
 
 Run replicated nodes (``rsm.Host``), drive rsm's deterministic consensus automata step by
-step (``rsm.Raft``, ``rsm.Paxos``), its fault-injecting simulator (``rsm.simulate``, ``rsm.run_seed``) and
-its linearizability checker (``rsm.check``) without writing Rust.
+step (``rsm.Raft``, ``rsm.Paxos``, ``rsm.Vsr``), its fault-injecting simulator
+(``rsm.simulate``, ``rsm.run_seed``) and its linearizability checker (``rsm.check``) without
+writing Rust.
 
 ``rsm.Host(protocol, id, members, machine=...)`` is one node run by the reference host: it
 keeps the host rule, feeds the replica its follow-up inputs and ends every client request

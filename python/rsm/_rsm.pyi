@@ -58,6 +58,7 @@ __all__ = [
     "TransferLeadership",
     "Verdict",
     "Violation",
+    "Vsr",
     "__version__",
     "check",
     "protocols",
@@ -561,6 +562,40 @@ class Paxos:
         seed: Optional[int] = None,
         **options: Unpack[_PaxosOptions],
     ) -> Paxos: ...
+    def step(self, input: _Input) -> list[_Effect]: ...
+    def step_many(self, inputs: Iterable[_Input]) -> list[_Effect]: ...
+    def status(self) -> Status: ...
+    @property
+    def id(self) -> int: ...
+    def _panic_for_test(self, message: str) -> None: ...
+
+class _VsrOptions(_PaxosOptions, total=False):
+    """The keyword options of `Vsr` (named after the Rust `VsrConfig`'s fields, the same
+    limits and timeouts as `Paxos`'s)."""
+
+@final
+class Vsr:
+    """A Viewstamped Replication (Revisited) replica: a deterministic automaton with no
+    I/O of its own. The primary of view `v` is voter number `v mod n` of the sorted
+    voters."""
+
+    def __new__(
+        cls,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: Optional[int] = None,
+        **options: Unpack[_VsrOptions],
+    ) -> Vsr: ...
+    @staticmethod
+    def restore(
+        durable: Durable,
+        id: int,
+        members: Union[Membership, Iterable[int]],
+        *,
+        seed: Optional[int] = None,
+        **options: Unpack[_VsrOptions],
+    ) -> Vsr: ...
     def step(self, input: _Input) -> list[_Effect]: ...
     def step_many(self, inputs: Iterable[_Input]) -> list[_Effect]: ...
     def status(self) -> Status: ...

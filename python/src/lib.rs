@@ -31,6 +31,7 @@ mod paxos;
 mod raft;
 mod simulate;
 mod values;
+mod vsr;
 
 use pyo3::prelude::*;
 
@@ -51,6 +52,7 @@ fn _rsm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     durable::register(m)?;
     raft::register(m)?;
     paxos::register(m)?;
+    vsr::register(m)?;
     node::register(m)?;
     check::register(m)?;
     simulate::register(m)?;
