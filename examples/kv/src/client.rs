@@ -125,6 +125,21 @@ struct Connection {
     write: OwnedWriteHalf,
 }
 
+impl Connection {
+    /// False when the server has closed the connection (or sent bytes nobody asked for,
+    /// which would be taken for the next answer): either way it must not carry a request.
+    fn still_open(&self) -> bool {
+        if !self.read.buffer().is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(
+            self.read.get_ref().try_read(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+}
+
 /// One client session against a cluster. Use it for one operation at a time.
 pub struct KvClient {
     config: ClientConfig,
@@ -418,7 +433,14 @@ impl KvClient {
             return Err((AttemptError::NoServers, true));
         };
         let deadline = deadline.min(Instant::now() + self.config.attempt_timeout);
-        let mut connection = match self.connections.remove(&node) {
+        // A pooled connection the server closed (an idle timeout, a restart) is replaced
+        // before sending, so that the request is not lost in a closed socket with its
+        // outcome unknown.
+        let pooled = self
+            .connections
+            .remove(&node)
+            .filter(Connection::still_open);
+        let mut connection = match pooled {
             Some(connection) => connection,
             None => self.open(addr, deadline).await?,
         };

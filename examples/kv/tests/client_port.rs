@@ -196,6 +196,17 @@ fn connections_that_say_nothing_are_closed_after_their_timeout() {
         assert!(status.closed_handshake_timeout >= 1, "{status:?}");
         assert!(status.closed_idle_timeout >= 1, "{status:?}");
         put_and_get(&cluster, 1).await;
+
+        // A client whose pooled connection the server closed for idleness notices before
+        // sending, so even a single attempt succeeds.
+        let mut client = KvClient::new(cluster.client_config());
+        client.status(NodeId(1)).await.unwrap();
+        // Every other client here has hung up, so the next idle close is this one's.
+        let closed = status.closed_idle_timeout;
+        while port_status(&cluster).await.closed_idle_timeout <= closed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client.status(NodeId(1)).await.unwrap();
     });
 }
 
