@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
         assert!(error.to_string().contains("--bogus"));
         let error = parse(
-            "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --protocol vsr",
+            "--id 1 --peers 1=127.0.0.1:1 --client-listen 127.0.0.1:2 --data-dir d --protocol zab",
         )
         .unwrap_err()
         .to_string();
