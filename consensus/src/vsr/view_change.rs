@@ -150,7 +150,7 @@ impl Vsr {
                 let msg = VsrMessage::StartViewChange {
                     view: self.view,
                     handover: false,
-                    primary: self.promised_to,
+                    primary: self.promised_to.or_else(|| self.primary_of(self.view)),
                 };
                 self.send(from, msg, out);
             }
