@@ -50,6 +50,12 @@ fn the_same_holds_under_multi_paxos() {
     run_e2e(vec!["--protocol".into(), "paxos".into()]);
 }
 
+/// The same scenario under Viewstamped Replication, found in the registry the same way.
+#[test]
+fn the_same_holds_under_viewstamped_replication() {
+    run_e2e(vec!["--protocol".into(), "vsr".into()]);
+}
+
 fn run_e2e(extra_args: Vec<String>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
