@@ -238,6 +238,7 @@ fn the_new_primary_fetches_the_log_with_the_largest_last_normal_view_and_op() {
         last_normal: View(0),
         op: LogIndex(3),
         commit: LogIndex(0),
+        primary: NodeId(2),
     };
     let fx = recv_durably(&mut r, 1, dvc);
     assert!(
@@ -269,6 +270,7 @@ fn a_restarted_replica_never_leads_the_view_it_restarted_in() {
         last_normal: View(0),
         op: LogIndex(op),
         commit: LogIndex(0),
+        primary: NodeId(2),
     };
     let fx = recv_durably(&mut r, 1, dvc(0));
     let fx2 = recv(&mut r, 3, dvc(0));
@@ -342,4 +344,30 @@ fn a_replica_that_does_not_know_it_was_promoted_promises_to_the_primary_the_aske
         Role::Leader,
         "it never leads by another's count"
     );
+}
+
+#[test]
+fn a_do_view_change_promised_to_another_primary_is_not_counted() {
+    // Node 3 promised view 2 to node 3 (say) and tells node 2, its old primary, about it:
+    // node 2 must not count that copy when it starts a view of its own.
+    let mut r = replica(2);
+    ticks(&mut r, 10, true);
+    let copy = VsrMessage::DoViewChange {
+        view: View(1),
+        last_normal: View(0),
+        op: LogIndex(0),
+        commit: LogIndex(0),
+        primary: NodeId(3),
+    };
+    recv_durably(&mut r, 1, copy);
+    assert_ne!(r.status().role, Role::Leader);
+    let promise = VsrMessage::DoViewChange {
+        view: View(1),
+        last_normal: View(0),
+        op: LogIndex(0),
+        commit: LogIndex(0),
+        primary: NodeId(2),
+    };
+    recv_durably(&mut r, 1, promise);
+    assert_eq!(r.status().role, Role::Leader, "the promise to it counts");
 }

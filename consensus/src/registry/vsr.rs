@@ -100,8 +100,9 @@ impl Protocol for VsrProtocol {
                 last_normal,
                 op,
                 commit,
+                primary,
             } => format!(
-                "DoViewChange({} normal={} op=i{} commit=i{})",
+                "DoViewChange({} normal={} op=i{} commit=i{} to={primary})",
                 v(view),
                 v(last_normal),
                 op.0,

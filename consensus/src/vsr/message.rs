@@ -82,6 +82,9 @@ pub enum VsrMessage {
         op: LogIndex,
         /// The sender's commit number.
         commit: LogIndex,
+        /// The primary the promise is made to: only it counts the report (a copy sent to
+        /// an old primary only tells it the view was promised).
+        primary: NodeId,
     },
     /// The new primary asks the replica whose log it chose for the entries after `after`
     /// (the paper's state transfer, used here during a view change).

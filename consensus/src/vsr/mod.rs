@@ -45,7 +45,8 @@
 //! crash with another log.
 //!
 //! Liveness beyond the paper: a replica that promised a view the others never joined
-//! (its view change failed) answers its old primary's messages with its promise, and that
+//! (its view change failed) answers its old primary's messages with a copy of its promise
+//! (which names the primary it was made to, so only that one counts it), and the old
 //! primary moves everyone past it by handing over to itself in a higher view. A replica
 //! that does not know it was made a voter (it lagged behind the configuration entry)
 //! still joins a voter's view change and sends its promise to the primary the asker
@@ -521,7 +522,8 @@ impl Vsr {
                 last_normal,
                 op,
                 commit,
-            } => self.handle_do_view_change(from, view, last_normal, op, commit, out),
+                primary,
+            } => self.handle_do_view_change(from, view, last_normal, op, commit, primary, out),
             VsrMessage::GetState { view, after } => self.handle_get_state(from, view, after, out),
             VsrMessage::NewState {
                 view,

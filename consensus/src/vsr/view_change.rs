@@ -121,6 +121,10 @@ impl Vsr {
             last_normal: self.last_normal,
             op: self.log.last_index(),
             commit: self.commit,
+            primary: self
+                .promised_to
+                .or_else(|| self.primary_of(self.view))
+                .unwrap_or(self.id),
         }
     }
 
@@ -235,6 +239,7 @@ impl Vsr {
     /// Step 3: the new primary gathers reports. A report for a higher view whose primary
     /// is this replica moves it into that view change, if it suspects its own primary
     /// (else the report is ignored, and repeated later).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_do_view_change(
         &mut self,
         from: NodeId,
@@ -242,6 +247,7 @@ impl Vsr {
         last_normal: View,
         op: LogIndex,
         commit: LogIndex,
+        primary: NodeId,
         out: &mut Out,
     ) {
         if last_normal >= view || commit > op || view < self.view {
@@ -256,7 +262,8 @@ impl Vsr {
             }
             return;
         }
-        if !membership.is_voter(from) {
+        // A report counts only at the primary it was promised to.
+        if !membership.is_voter(from) || primary != self.id {
             return;
         }
         if view > self.view {
