@@ -13,8 +13,12 @@ use crate::ids::NodeId;
 
 /// The first four bytes of every hello body: "RSMT".
 pub const HELLO_MAGIC: [u8; 4] = *b"RSMT";
-/// The transport protocol version this build speaks and accepts.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The transport protocol version this build speaks and accepts: the hello, the framing and
+/// the message encodings of every registered protocol. Raised whenever any of them changes,
+/// so that nodes of two builds refuse each other at the handshake instead of failing to decode
+/// messages later. Version 2: Raft's heartbeat reply carries `log_behind`; Multi-Paxos and
+/// Viewstamped Replication messages exist.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The largest hello body accepted, far above the real size, so that an unauthenticated
 /// connection can make a node buffer no more than this.
 pub const HELLO_BYTES_MAX: usize = 64;

@@ -112,7 +112,7 @@ fn resize(s: &mut Swarm, nodes: usize) {
 
 /// Names `faults=` accepts in a dict, with what each sets.
 const FAULT_KEYS: &str = "loss, duplicate, delay_min_units, delay_spread_units, crash, \
-    partition, pause, heal, torn_writes, reconfigure, transfer, clients, keys, reads";
+    partition, pause, heal, torn_writes, reconfigure, transfer, wipe, clients, keys, reads";
 
 fn fault_plan_arg(faults: &Bound<'_, PyAny>) -> PyResult<FaultPlan> {
     if faults.is_instance_of::<PyString>() {
@@ -149,6 +149,7 @@ fn fault_plan_arg(faults: &Bound<'_, PyAny>) -> PyResult<FaultPlan> {
             "torn_writes" => s.torn_writes = bool_arg(&v, &name)?,
             "reconfigure" => s.reconfigure = probability_arg(&v, &name)?,
             "transfer" => s.transfer = probability_arg(&v, &name)?,
+            "wipe" => s.wipe = probability_arg(&v, &name)?,
             "clients" => s.clients = bounded(u64_arg(&v, &name)?, 1, 64, &name)? as usize,
             "keys" => s.keys = bounded(u64_arg(&v, &name)?, 1, 1 << 20, &name)?,
             "reads" => {

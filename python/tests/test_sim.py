@@ -208,3 +208,11 @@ def test_operations_validate_their_fields() -> None:
         rsm.check(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Operation items"):
         rsm.check([rsm.Tick()])  # type: ignore[list-item]
+
+
+def test_a_wiped_disk_is_survived_through_the_safe_procedure() -> None:
+    wiped = rsm.simulate("raft", range(0, 6), faults={"wipe": 0.5}, nodes=3)
+    assert wiped.totals.faults.get("wipe", 0) > 0
+    assert wiped.violations == []
+    with pytest.raises(ValueError, match="wipe"):
+        rsm.simulate("raft", range(0, 1), faults={"wipe": 1.5})

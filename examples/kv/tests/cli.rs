@@ -309,13 +309,28 @@ fn the_client_follows_the_leader_from_one_follower_and_exits_as_documented() {
         "{table}"
     );
 
-    let json = kv(&["--output", "json", "status"]).assert().success();
-    let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
-    let servers = json["servers"].as_array().unwrap();
-    assert_eq!(servers.len(), 3);
-    for server in servers {
-        assert_eq!(server["reachable"], true, "{json}");
-        assert!(server["commit"].as_u64().unwrap() >= 5, "{json}");
+    // A follower learns the commit index with the leader's next message, so the status is
+    // asked again until every server reports the five writes committed (or a deadline passes).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let json = kv(&["--output", "json", "status"]).assert().success();
+        let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+        let servers = json["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3, "{json}");
+        for server in servers {
+            assert_eq!(server["reachable"], true, "{json}");
+        }
+        let committed = servers
+            .iter()
+            .all(|s| s["commit"].as_u64().is_some_and(|c| c >= 5));
+        if committed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a server never reported commit >= 5: {json}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 
     // A bare HOST:PORT works as well: the client asks the server for its id.

@@ -100,7 +100,7 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsm_core::NodeId;
+    use rsm_core::{NodeId, PROTOCOL_VERSION};
 
     async fn read_all(bytes: &[u8]) -> Result<Vec<Bytes>, ReadError> {
         let mut r = bytes;
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(block_on(read_hello(&mut &frame[..])).ok(), Some(hello));
 
         let mut other = Hello::new(9, NodeId(3));
-        other.protocol_version = 2;
+        other.protocol_version = PROTOCOL_VERSION + 1;
         let frame = other.encode_frame().expect("a hello fits");
         let reason = block_on(read_hello(&mut &frame[..])).map_err(|r| r.reason);
         assert_eq!(reason, Err(Refusal::BadProtocolVersion));
