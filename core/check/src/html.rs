@@ -29,13 +29,13 @@ pub fn write_html_labeled(
         let order = failure.linearized.iter().position(|l| l == op);
         let complete = match op.outcome {
             Outcome::Indeterminate => "null".to_string(),
-            _ => op.complete.to_string(),
+            _ => axis_time(op.complete, labels),
         };
         let _ = writeln!(
             data,
             "{{\"client\":{},\"invoke\":{},\"complete\":{},\"label\":\"{}\",\"order\":{},\"stuck\":{}}}{}",
             op.client,
-            op.invoke,
+            axis_time(op.invoke, labels),
             complete,
             label(op, labels),
             order.map_or_else(|| "null".to_string(), |o| (o + 1).to_string()),
@@ -61,6 +61,17 @@ pub fn write_html_labeled(
     out.write_all(head.as_bytes())?;
     out.write_all(SCRIPT.replace("@OPS@", &data).as_bytes())?;
     out.write_all(tail.as_bytes())
+}
+
+/// A time as the page's axis places it: in the unit `labels` prints times in when that
+/// text is a number, so the axis, the bars and the log read as the text report does.
+fn axis_time(t: u64, labels: &Labels) -> String {
+    let text = (labels.time)(t);
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() => text.to_string(),
+        _ => t.to_string(),
+    }
 }
 
 /// What the operation did, in a few characters (only digits, letters and `-> =?` beside
@@ -251,6 +262,11 @@ mod tests {
         write_html_labeled("key 0", &failure, &labels, &mut out).unwrap();
         let page = String::from_utf8(out).unwrap();
         assert!(page.contains(r#""label":"write v1x ok""#), "{page}");
+        // The axis reads in the recorder's unit: the write runs from 0.5 to 1.5.
+        assert!(
+            page.contains(r#"{"client":1,"invoke":0.5,"complete":1.5,"#),
+            "{page}"
+        );
         let text = failure.describe(&labels);
         assert!(
             text.contains("[   0.5,    1.5] client 1 key 0: write v1x ok"),

@@ -321,7 +321,9 @@ pub fn check_with(history: &History, config: &CheckConfig) -> Verdict {
 pub struct Labels {
     /// A value as printed.
     pub value: fn(u64) -> String,
-    /// A time (invocation or completion) as printed.
+    /// A time (invocation or completion) as printed. The counterexample page draws its time
+    /// axis in the same unit when this text reads as a number (`173.7`), and in the raw
+    /// numbers otherwise.
     pub time: fn(u64) -> String,
 }
 
