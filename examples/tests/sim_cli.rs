@@ -47,8 +47,8 @@ fn refused(args: &[&str], says: &[&str]) {
 fn usage_errors_name_the_flag_and_exit_2() {
     refused(&[], &["--protocol", "Usage:"]);
     refused(
-        &["--protocol", "vsr"],
-        &["--protocol", "raft", "ack-before-replicate"],
+        &["--protocol", "no-such-protocol"],
+        &["--protocol", "raft", "paxos", "vsr", "ack-before-replicate"],
     );
     refused(
         &["--protocol", "raft", "--seeds", "10"],
