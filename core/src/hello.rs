@@ -188,11 +188,11 @@ mod tests {
         assert_eq!(Hello::parse(&frame[FRAME_HEADER_BYTES..]), Ok(hello));
 
         let mut other = hello;
-        other.protocol_version = 2;
+        other.protocol_version = PROTOCOL_VERSION + 1;
         let frame = other.encode_frame().expect("a hello fits");
         assert_eq!(
             Hello::parse(&frame[FRAME_HEADER_BYTES..]),
-            Err(HelloError::BadProtocolVersion(2))
+            Err(HelloError::BadProtocolVersion(PROTOCOL_VERSION + 1))
         );
         assert_eq!(Hello::parse(b"HTTP/1.1"), Err(HelloError::BadMagic));
         assert!(matches!(
